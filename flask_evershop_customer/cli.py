@@ -1,0 +1,48 @@
+"""``flask customers ...`` commands."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .schemas import canonical_email
+
+
+def add_commands(group: AppGroup) -> None:
+    """Attach the extension's commands to the blueprint's ``customers`` group."""
+    group.add_command(admin_cookie)
+    group.add_command(purge_sessions)
+    group.add_command(unlock)
+
+
+def _state():  # type: ignore[no-untyped-def]
+    from .extension import get_state
+
+    return get_state(current_app)
+
+
+@click.command("admin-cookie")
+@click.argument("admin_id")
+def admin_cookie(admin_id: str) -> None:
+    """Print a signed admin cookie value for ADMIN_ID (for curl: -b "asid=...")."""
+    click.echo(_state().admin_cookies.sign(admin_id))
+
+
+@click.command("purge-sessions")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+def purge_sessions(batch_size: int) -> None:
+    """Delete expired and revoked sessions and old failed-login records, in batches."""
+    deleted = _state().service.purge_sessions(batch_size)
+    click.echo(f"Deleted {deleted} expired or revoked sessions.")
+
+
+@click.command("unlock")
+@click.argument("email")
+def unlock(email: str) -> None:
+    """Clear the failed-login lockout of EMAIL."""
+    canonical = canonical_email(email)
+    if canonical is None:
+        raise click.BadParameter("not a valid email address", param_hint="EMAIL")
+    cleared = _state().service.clear_login_failures(canonical)
+    click.echo(f"Cleared {cleared} failed logins for {email}.")

@@ -1,0 +1,214 @@
+"""Configuration: every default in one place, validated once into a frozen object."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.security import DEFAULT_PBKDF2_ITERATIONS
+
+from .errors import ConfigurationError
+
+PREFIX = "EVERSHOP_CUSTOMER_"
+
+#: Every configuration key the extension reads, with its default.
+DEFAULTS: dict[str, Any] = {
+    "EVERSHOP_CUSTOMER_URL_PREFIX": "/api",
+    "EVERSHOP_CUSTOMER_ALLOW_REGISTRATION": True,
+    "EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
+    "EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH": False,
+    "EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH": 8,
+    "EVERSHOP_CUSTOMER_TOKEN_LIFETIME": 172800,
+    "EVERSHOP_CUSTOMER_JWT_SECRET": None,
+    "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME": "token",
+    "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME": "asid",
+    "EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME": 86400,
+    "EVERSHOP_CUSTOMER_COOKIE_SECURE": None,
+    "EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH": 65536,
+    "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES": 5,
+    "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP": 100,
+    "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW": 900,
+}
+
+PASSWORD_MAX_LENGTH = 128
+MIN_SECRET_BYTES = 32
+#: OWASP's floor: scrypt N=2^15, r=8, p=3 (or an equal N*p), PBKDF2-HMAC-SHA256 600,000.
+SCRYPT_MIN_COST = 2**15 * 3
+PBKDF2_MIN_ITERATIONS = {"sha256": 600_000, "sha512": 210_000}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one app. Built by :func:`load_settings`."""
+
+    url_prefix: str
+    allow_registration: bool
+    password_hash_method: str
+    password_min_length: int
+    token_lifetime: int
+    jwt_key: bytes
+    admin_key: bytes
+    token_cookie_name: str
+    admin_cookie_name: str
+    admin_cookie_lifetime: int
+    cookie_secure: bool
+    max_content_length: int
+    login_max_failures: int
+    login_max_failures_per_ip: int
+    login_failure_window: int
+
+
+def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
+    """Validate the ``EVERSHOP_CUSTOMER_*`` keys of ``config`` (defaults already set).
+
+    Raises :class:`ConfigurationError` naming the first bad key.
+    """
+    prefix = _string(config, "EVERSHOP_CUSTOMER_URL_PREFIX", allow_empty=True)
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ConfigurationError(
+            "EVERSHOP_CUSTOMER_URL_PREFIX must start with '/' and not end with '/'"
+            f" (or be empty), got {prefix!r}"
+        )
+    secure = config["EVERSHOP_CUSTOMER_COOKIE_SECURE"]
+    if secure is None:
+        secure = not (debug or testing)
+    elif not isinstance(secure, bool):
+        raise ConfigurationError("EVERSHOP_CUSTOMER_COOKIE_SECURE must be True, False or None")
+    secret = _secret(config)
+    return Settings(
+        url_prefix=prefix,
+        allow_registration=_bool(config, "EVERSHOP_CUSTOMER_ALLOW_REGISTRATION"),
+        password_hash_method=_hash_method(config),
+        password_min_length=_int(
+            config, "EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH", 1, PASSWORD_MAX_LENGTH
+        ),
+        token_lifetime=_int(config, "EVERSHOP_CUSTOMER_TOKEN_LIFETIME", 60),
+        jwt_key=_derive(secret, b"jwt"),
+        admin_key=_derive(secret, b"admin-cookie"),
+        token_cookie_name=_string(config, "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME"),
+        admin_cookie_name=_string(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME"),
+        admin_cookie_lifetime=_int(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME", 60),
+        cookie_secure=secure,
+        max_content_length=_int(config, "EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH", 1024),
+        login_max_failures=_int(config, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES", 0),
+        login_max_failures_per_ip=_int(config, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP", 0),
+        login_failure_window=_int(config, "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW", 1),
+    )
+
+
+def _bool(config: Mapping[str, Any], key: str) -> bool:
+    value = config[key]
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{key} must be True or False, got {value!r}")
+    return value
+
+
+def _int(config: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{key} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigurationError(f"{key} must be {bound}, got {value}")
+    return value
+
+
+def _string(config: Mapping[str, Any], key: str, *, allow_empty: bool = False) -> str:
+    value = config[key]
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _secret(config: Mapping[str, Any]) -> bytes:
+    key = "EVERSHOP_CUSTOMER_JWT_SECRET"
+    value = config[key]
+    if value is None:
+        key, value = "SECRET_KEY", config.get("SECRET_KEY")
+        if value is None:
+            raise ConfigurationError(
+                "Set EVERSHOP_CUSTOMER_JWT_SECRET or SECRET_KEY: the extension signs tokens"
+                " and cookies with it"
+            )
+    if isinstance(value, str):
+        value = value.encode()
+    if not isinstance(value, bytes):
+        raise ConfigurationError(f"{key} must be a string or bytes")
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"{key} must be at least {MIN_SECRET_BYTES} bytes long to sign tokens"
+            " (python -c 'import secrets; print(secrets.token_hex(32))' makes one)"
+        )
+    return value
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    """One independent key per purpose, so no two uses ever share a key."""
+    return hmac.new(secret, b"flask-evershop-customer:" + purpose, hashlib.sha256).digest()
+
+
+def _hash_method(config: Mapping[str, Any]) -> str:
+    key = "EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"
+    raw = _string(config, key)
+    method = normalize_hash_method(raw)
+    if method is None:
+        raise ConfigurationError(
+            f"{key}: {raw!r} is not a Werkzeug password hash method"
+            " ('scrypt:N:r:p' or 'pbkdf2:sha256:iterations')"
+        )
+    if not _bool(config, "EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH") and is_weak(method):
+        raise ConfigurationError(
+            f"{key}: {raw!r} is weaker than OWASP's floor (scrypt N*p >= 2^15*3 with r >= 8,"
+            " or PBKDF2-HMAC-SHA256 >= 600,000 iterations); set"
+            " EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH = True to allow it (tests only)"
+        )
+    return method
+
+
+def normalize_hash_method(method: str) -> str | None:
+    """The method as Werkzeug writes it into a hash (``scrypt`` → ``scrypt:32768:8:1``).
+
+    Returns None for anything Werkzeug would not accept.
+    """
+    name, *args = method.split(":")
+    if name == "scrypt":
+        if not args:
+            return "scrypt:32768:8:1"
+        numbers = _positive_ints(args, 3)
+        if numbers is None:
+            return None
+        n, r, p = numbers
+        if n < 2 or n & (n - 1):
+            return None
+        return f"scrypt:{n}:{r}:{p}"
+    if name == "pbkdf2":
+        if len(args) > 2:
+            return None
+        hash_name = args[0] if args else "sha256"
+        if hash_name not in hashlib.algorithms_guaranteed:
+            return None
+        iterations = _positive_ints(args[1:], 1) if len(args) == 2 else (DEFAULT_PBKDF2_ITERATIONS,)
+        if iterations is None:
+            return None
+        return f"pbkdf2:{hash_name}:{iterations[0]}"
+    return None
+
+
+def is_weak(method: str) -> bool:
+    """Whether a normalized method is below OWASP's floor."""
+    name, *args = method.split(":")
+    if name == "scrypt":
+        n, r, p = map(int, args)
+        return r < 8 or n * p < SCRYPT_MIN_COST
+    hash_name, iterations = args[0], int(args[1])
+    return iterations < PBKDF2_MIN_ITERATIONS.get(hash_name, 2**63)
+
+
+def _positive_ints(values: list[str], count: int) -> tuple[int, ...] | None:
+    if len(values) != count or not all(v.isascii() and v.isdigit() for v in values):
+        return None
+    numbers = tuple(int(v) for v in values)
+    return numbers if all(n > 0 for n in numbers) else None

@@ -1,0 +1,163 @@
+"""One exception ladder; every HTTP failure is an :class:`APIError` with its status.
+
+The handlers that turn these into EverShop's envelope live in :mod:`.views`; they are
+scoped to the extension's routes and never catch the host app's own errors.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+
+class EverShopCustomerError(Exception):
+    """Root of every exception the extension raises."""
+
+
+class ConfigurationError(EverShopCustomerError):
+    """The app's ``EVERSHOP_CUSTOMER_*`` configuration is invalid (raised by ``init_app``)."""
+
+
+class APIError(EverShopCustomerError):
+    """A failure that becomes ``{"error": {"status", "message"}}`` with this status."""
+
+    status: int = 500
+    message: str = "Internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (``Retry-After``, ``Allow``, ...)."""
+        return {}
+
+
+class ValidationError(APIError):
+    """400: the request body is malformed or a field is invalid."""
+
+    status = 400
+    message = "Invalid request"
+
+
+class InvalidCredentials(ValidationError):
+    """400: a failed login, always with the same message whatever the cause."""
+
+    message = "Invalid email or password"
+
+
+class Unauthorized(APIError):
+    """401: no credentials, or credentials that do not (or no longer) verify."""
+
+    status = 401
+    message = "Unauthorized"
+
+
+class Forbidden(APIError):
+    """403: authenticated, but not allowed to do this."""
+
+    status = 403
+    message = "Forbidden"
+
+
+class NotFound(APIError):
+    """404: no such customer, session or route."""
+
+    status = 404
+    message = "Not found"
+
+
+class MethodNotAllowed(APIError):
+    """405: the path exists but not with this method."""
+
+    status = 405
+    message = "Method not allowed"
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__()
+        self.allowed = allowed
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
+class Conflict(APIError):
+    """409: the email is already used by another customer."""
+
+    status = 409
+    message = "Email is already used"
+
+
+class PreconditionFailed(APIError):
+    """412: ``If-Match`` names a version that is no longer current."""
+
+    status = 412
+    message = "The customer was changed by another request; fetch it again"
+
+
+class PayloadTooLarge(APIError):
+    """413: the body is over ``EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH``."""
+
+    status = 413
+    message = "Request body is too large"
+
+
+class UnsupportedMediaType(APIError):
+    """415: a body that is not ``application/json`` (UTF-8, not compressed)."""
+
+    status = 415
+    message = "Request body must be application/json"
+
+
+class TooManyRequests(APIError):
+    """429: too many failed logins; ``Retry-After`` says when to try again."""
+
+    status = 429
+    message = "Too many failed login attempts, try again later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceUnavailable(APIError):
+    """503: the database is busy or unreachable; nothing was changed."""
+
+    status = 503
+    message = "Service temporarily unavailable, try again"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+def error_response(error: APIError) -> Response:
+    """EverShop's envelope for ``error``, with its status and headers."""
+    body = {"error": {"status": error.status, "message": error.message}}
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status=error.status,
+        headers=error.headers,
+        mimetype="application/json",
+    )
+
+
+def from_http_exception(exc: HTTPException) -> APIError:
+    """The API error for a Werkzeug exception raised while serving one of our routes."""
+    if isinstance(exc, RequestEntityTooLarge):
+        return PayloadTooLarge()
+    status = exc.code or 500
+    if status >= 500:
+        return APIError()
+    error = APIError(exc.name)
+    error.status = status
+    return error

@@ -1,0 +1,141 @@
+"""The mapped classes, built on the host's Flask-SQLAlchemy ``db``.
+
+The columns are declared once on typed mixins; :func:`build_models` makes the concrete
+classes on a given ``db.Model`` so they join the host's metadata (and its migrations).
+Table, index and constraint names are fixed: the shipped Alembic revisions use them.
+"""
+
+from __future__ import annotations
+
+import weakref
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+CUSTOMER_TABLE = "evershop_customer"
+SESSION_TABLE = "evershop_customer_session"
+LOGIN_FAILURE_TABLE = "evershop_customer_login_failure"
+
+EMAIL_MAX_LENGTH = 254
+FULL_NAME_MAX_LENGTH = 255
+
+#: MySQL/MariaDB options: 4-byte UTF-8 whatever the server's default charset is.
+MYSQL_TABLE_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+
+
+def exact_string(length: int) -> sa.types.TypeEngine[str]:
+    """A VARCHAR compared byte for byte on MySQL too (its default collation folds case
+    and accents, which would make two distinct canonical emails collide)."""
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
+class CustomerColumns:
+    """A customer account. ``uuid`` is the public id; ``email_canonical`` is unique."""
+
+    customer_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    status: Mapped[int] = mapped_column(sa.SmallInteger, nullable=False)
+    group_id: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    email: Mapped[str] = mapped_column(sa.String(EMAIL_MAX_LENGTH), nullable=False)
+    email_canonical: Mapped[str] = mapped_column(exact_string(EMAIL_MAX_LENGTH), nullable=False)
+    full_name: Mapped[str] = mapped_column(sa.String(FULL_NAME_MAX_LENGTH), nullable=False)
+    password_hash: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    version: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            sa.UniqueConstraint("uuid", name="uq_evershop_customer_uuid"),
+            sa.UniqueConstraint("email_canonical", name="uq_evershop_customer_email_canonical"),
+            MYSQL_TABLE_ARGS,
+        )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # The version counter turns a concurrent write into StaleDataError: no lost update.
+        return {"version_id_col": cls.__table__.c.version}
+
+    def __repr__(self) -> str:
+        return f"<Customer {self.uuid}>"
+
+
+class SessionColumns:
+    """A login session: the JWT's ``sid``. Live while unrevoked and unexpired."""
+
+    sid: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        sa.Integer,
+        sa.ForeignKey(
+            f"{CUSTOMER_TABLE}.customer_id",
+            ondelete="CASCADE",
+            name="fk_evershop_customer_session_customer_id",
+        ),
+        nullable=False,
+    )
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            sa.Index("ix_evershop_customer_session_customer_id", "customer_id"),
+            sa.Index("ix_evershop_customer_session_expires_at", "expires_at"),
+            MYSQL_TABLE_ARGS,
+        )
+
+    def __repr__(self) -> str:
+        return f"<CustomerSession {self.sid}>"
+
+
+class LoginFailureColumns:
+    """One failed login, under the hashed email or the hashed client address."""
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    failed_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            sa.Index("ix_evershop_customer_login_failure_subject", "subject", "failed_at"),
+            sa.Index("ix_evershop_customer_login_failure_failed_at", "failed_at"),
+            MYSQL_TABLE_ARGS,
+        )
+
+
+class Models(NamedTuple):
+    """The three mapped classes of one ``db``."""
+
+    Customer: type[CustomerColumns]
+    Session: type[SessionColumns]
+    LoginFailure: type[LoginFailureColumns]
+
+
+_built: weakref.WeakKeyDictionary[SQLAlchemy, Models] = weakref.WeakKeyDictionary()
+
+
+def build_models(db: SQLAlchemy) -> Models:
+    """The mapped classes on ``db.Model``; built once per ``db``."""
+    if db not in _built:
+        base: Any = db.Model
+        _built[db] = Models(
+            Customer=type("Customer", (CustomerColumns, base), {"__tablename__": CUSTOMER_TABLE}),
+            Session=type(
+                "CustomerSession", (SessionColumns, base), {"__tablename__": SESSION_TABLE}
+            ),
+            LoginFailure=type(
+                "CustomerLoginFailure",
+                (LoginFailureColumns, base),
+                {"__tablename__": LOGIN_FAILURE_TABLE},
+            ),
+        )
+    return _built[db]

@@ -1,0 +1,350 @@
+"""Request parsing and validation, response shaping: pure functions, no Flask.
+
+Validation follows EverShop's order and wording (evershop-notes.md §1): the body must be
+an object, then the required fields in order, then each field in schema order, and the
+message names the field (``/email must match format "email"``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import UnsupportedMediaType, ValidationError
+from .models import EMAIL_MAX_LENGTH, FULL_NAME_MAX_LENGTH
+from .passwords import normalize, policy_violation
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: Longer integer literals are refused before Python converts them.
+MAX_INTEGER_DIGITS = 20
+UUID_PATTERN = re.compile(r"[0-9a-f]{32}")
+SID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Logout takes a handful of ids at most; a longer list is refused rather than queried.
+MAX_IDS = 50
+STATUS_VALUES: dict[Any, int] = {0: 0, 1: 1, "0": 0, "1": 1}
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    """A validated create request. ``password`` is the NFKC form."""
+
+    email: str
+    email_canonical: str
+    password: str
+    full_name: str
+    status: int
+
+
+@dataclass(frozen=True)
+class CustomerChanges:
+    """A validated update: only the fields the request named are set."""
+
+    email: str | None = None
+    email_canonical: str | None = None
+    password: str | None = None
+    full_name: str | None = None
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A validated login request."""
+
+    email_canonical: str
+    password: str
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """A snapshot of a customer's public fields: what responses and signals carry.
+
+    It has no password hash, so nothing built from it can leak one.
+    """
+
+    customer_id: int
+    uuid: str
+    status: int
+    group_id: int
+    email: str
+    full_name: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    def public(self) -> dict[str, Any]:
+        """The customer object of the API, in EverShop's field order."""
+        return {
+            "customer_id": self.customer_id,
+            "uuid": self.uuid,
+            "status": self.status,
+            "group_id": self.group_id,
+            "email": self.email,
+            "full_name": self.full_name,
+            "created_at": self.created_at.strftime(TIMESTAMP_FORMAT),
+            "updated_at": self.updated_at.strftime(TIMESTAMP_FORMAT),
+        }
+
+    @property
+    def etag(self) -> str:
+        """A strong entity tag naming this version of this customer."""
+        return f'"{self.uuid}.{self.version}"'
+
+
+# -- request bodies -------------------------------------------------------------------
+
+
+def parse_json_body(data: bytes, mimetype: str, charset: str | None, encoding: str | None) -> Any:
+    """Decode a request body. An empty body is ``{}`` (as EverShop treats it).
+
+    415 for a body that is not uncompressed UTF-8 ``application/json``; 400 for
+    malformed JSON, duplicate keys, NaN/Infinity, and oversized numbers.
+    """
+    if not data:
+        return {}
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType()
+    if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("Request body must be UTF-8 encoded JSON")
+    if encoding not in (None, "", "identity"):
+        raise UnsupportedMediaType("Compressed request bodies are not supported")
+    try:
+        text = data.decode("utf-8")
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValidationError("Request data must be valid JSON") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _bounded_int(literal: str) -> int:
+    if len(literal) > MAX_INTEGER_DIGITS:
+        raise ValueError("number too long")
+    return int(literal)
+
+
+def _finite_float(literal: str) -> float:
+    if len(literal) > MAX_INTEGER_DIGITS * 2:
+        raise ValueError("number too long")
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _require_object(body: Any, required: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("Request data must be object")
+    for name in required:
+        if name not in body:
+            raise ValidationError(f"Request data must have required property '{name}'")
+    return body
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body[name]
+    if not isinstance(value, str):
+        raise ValidationError(f"/{name} must be string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"/{name} must be valid Unicode text") from None
+    return value
+
+
+def _status(body: dict[str, Any]) -> int:
+    value = body["status"]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValidationError("/status must be string,integer")
+    if value not in STATUS_VALUES:
+        raise ValidationError("/status must be equal to one of the allowed values")
+    return STATUS_VALUES[value]
+
+
+def canonical_email(email: str) -> str | None:
+    """The form two addresses are compared in (normalized, lower-cased), or None if
+    ``email`` is not a valid address. No DNS look-up is made."""
+    if len(email) > EMAIL_MAX_LENGTH:
+        return None
+    try:
+        valid = validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return valid.normalized.lower()
+
+
+def _email(body: dict[str, Any]) -> tuple[str, str]:
+    email = _string(body, "email")
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise ValidationError(f"/email must NOT have more than {EMAIL_MAX_LENGTH} characters")
+    canonical = canonical_email(email)
+    if canonical is None:
+        raise ValidationError('/email must match format "email"')
+    return email, canonical
+
+
+def _full_name(body: dict[str, Any]) -> str:
+    name = _string(body, "full_name")
+    if not name:
+        raise ValidationError("/full_name must NOT have fewer than 1 characters")
+    if len(name) > FULL_NAME_MAX_LENGTH:
+        raise ValidationError(
+            f"/full_name must NOT have more than {FULL_NAME_MAX_LENGTH} characters"
+        )
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise ValidationError("/full_name must not contain control characters")
+    return name
+
+
+def _password(body: dict[str, Any], min_length: int, email: str, full_name: str) -> str:
+    password = normalize(_string(body, "password"))
+    reason = policy_violation(password, min_length=min_length, email=email, full_name=full_name)
+    if reason is not None:
+        raise ValidationError(f"/password {reason}")
+    return password
+
+
+def _text_or_empty(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def parse_new_customer(body: Any, *, min_password_length: int) -> NewCustomer:
+    """Validate a create request: ``email``, ``password``, ``full_name``, ``status``."""
+    body = _require_object(body, ("email", "password", "full_name"))
+    status = _status(body) if "status" in body else 1
+    email, canonical = _email(body)
+    password = _password(body, min_password_length, email, _text_or_empty(body, "full_name"))
+    return NewCustomer(
+        email=email,
+        email_canonical=canonical,
+        password=password,
+        full_name=_full_name(body),
+        status=status,
+    )
+
+
+def parse_customer_changes(
+    body: Any, *, min_password_length: int, current_email: str, current_full_name: str
+) -> CustomerChanges:
+    """Validate an update. Fields other than these four are ignored, never written."""
+    body = _require_object(body, ())
+    status = _status(body) if "status" in body else None
+    email, canonical = _email(body) if "email" in body else (None, None)
+    full_name = _full_name(body) if "full_name" in body else None
+    password = None
+    if "password" in body:
+        password = _password(
+            body,
+            min_password_length,
+            email or current_email,
+            full_name or current_full_name,
+        )
+    return CustomerChanges(
+        email=email,
+        email_canonical=canonical,
+        password=password,
+        full_name=full_name,
+        status=status,
+    )
+
+
+def parse_credentials(body: Any) -> Credentials:
+    """Validate a login request. The password policy is not applied here: whatever was
+    accepted when it was set must still log in."""
+    body = _require_object(body, ("email", "password"))
+    _, canonical = _email(body)
+    return Credentials(email_canonical=canonical, password=_string(body, "password"))
+
+
+def parse_session_ids(ids: str) -> list[str]:
+    """Split the ``{ids}`` of logout: session ids or a customer uuid, comma-separated.
+
+    Malformed items are kept: they simply match nothing (404).
+    """
+    items = [item for item in ids.split(",") if item]
+    if not items or len(items) > MAX_IDS:
+        return []
+    return list(dict.fromkeys(items))
+
+
+def is_uuid(value: str) -> bool:
+    """Whether ``value`` has the form of a customer uuid (32 lowercase hex digits)."""
+    return UUID_PATTERN.fullmatch(value) is not None
+
+
+def is_sid(value: str) -> bool:
+    """Whether ``value`` has the form of a session id (a dashed lowercase UUID)."""
+    return SID_PATTERN.fullmatch(value) is not None
+
+
+# -- responses ------------------------------------------------------------------------
+
+
+def customer_links(uuid: str) -> list[dict[str, Any]]:
+    """The two ``links`` of create and update, exactly as EverShop's docs show them."""
+    return [
+        {"rel": "customerGrid", "href": "/admin/customers", "action": "GET", "types": ["text/xml"]},
+        {
+            "rel": "edit",
+            "href": f"/admin/customers/edit/{uuid}",
+            "action": "GET",
+            "types": ["text/xml"],
+        },
+    ]
+
+
+def customer_body(record: CustomerRecord, *, links: bool) -> dict[str, Any]:
+    """``{"data": customer}``, with the links when ``links`` is true."""
+    data = record.public()
+    if links:
+        data["links"] = customer_links(record.uuid)
+    return {"data": data}
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """EverShop's error envelope."""
+    return {"error": {"status": status, "message": message}}
+
+
+def parse_if_match(header: str | None, uuid: str) -> int | None:
+    """The version an ``If-Match`` header asks for; None when there is no header.
+
+    ``*`` matches any version (None as well). A weak tag, a tag naming another customer,
+    or garbage can match nothing: -1.
+    """
+    if header is None or header.strip() == "*":
+        return None
+    for tag in header.split(","):
+        tag = tag.strip()
+        if len(tag) > 1 and tag.startswith('"') and tag.endswith('"'):
+            owner, _, version = tag[1:-1].partition(".")
+            if owner == uuid and version.isascii() and version.isdigit() and len(version) < 10:
+                return int(version)
+    return -1
+
+
+def dump_json(body: Any) -> str:
+    """Compact JSON in the order the body was built (the host's ``sort_keys`` aside)."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,25 @@
+"""Blinker signals, sent with the app as sender.
+
+They are sent inside the request's transaction, once the change is written and just
+before it is committed: a receiver sees the new state, and a receiver that raises rolls
+the whole change back (the client then gets a 500 envelope and nothing is stored).
+Payloads carry the customer's public fields (``customer``, a dict) and never the password
+or its hash.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: ``customer`` (dict): a customer was created.
+customer_created = _signals.signal("evershop-customer-created")
+#: ``customer`` (dict), ``changed`` (sorted field names): a customer was updated.
+customer_updated = _signals.signal("evershop-customer-updated")
+#: ``customer`` (dict, as it was): a customer was deleted.
+customer_deleted = _signals.signal("evershop-customer-deleted")
+#: ``customer`` (dict), ``sid`` (str): a customer logged in.
+customer_logged_in = _signals.signal("evershop-customer-logged-in")
+#: ``customer`` (dict), ``sids`` (list of str): sessions of a customer were ended by logout.
+customer_logged_out = _signals.signal("evershop-customer-logged-out")

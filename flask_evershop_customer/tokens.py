@@ -1,0 +1,104 @@
+"""Signing: the customer JWT (PyJWT, HS256 only) and the admin cookie (itsdangerous)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import jwt
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from .errors import Unauthorized
+
+ALGORITHM = "HS256"
+ISSUER = "flask-evershop-customer"
+AUDIENCE = "evershop-customer"
+REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "iss", "aud"]
+#: Clock skew allowed between hosts. The session row's own expiry stays exact.
+LEEWAY_SECONDS = 5
+#: Longer than any token we issue (about 300 bytes); anything larger is junk.
+MAX_TOKEN_LENGTH = 2048
+ADMIN_SALT = "flask-evershop-customer.admin-cookie"
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The verified claims of a customer token."""
+
+    customer_uuid: str
+    sid: str
+
+
+class TokenCodec:
+    """Issues and verifies customer JWTs with claims ``sub``, ``sid``, ``iat``, ``exp``,
+    ``iss`` and ``aud``: nothing personal, nothing that could go stale."""
+
+    def __init__(self, key: bytes, lifetime: int) -> None:
+        self._key = key
+        self.lifetime = lifetime
+
+    def issue(self, customer_uuid: str, sid: str, now: datetime) -> str:
+        """A signed token for session ``sid`` of ``customer_uuid``, issued at ``now`` (UTC)."""
+        issued = int(now.replace(tzinfo=timezone.utc).timestamp())
+        payload = {
+            "sub": customer_uuid,
+            "sid": sid,
+            "iat": issued,
+            "exp": issued + self.lifetime,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+        }
+        return jwt.encode(payload, self._key, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Claims:
+        """The claims of a valid token; :class:`Unauthorized` for anything else."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthorized("Invalid token")
+        try:
+            payload = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("Token has expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("Invalid token") from None
+        sub, sid = payload["sub"], payload["sid"]
+        if not isinstance(sub, str) or not isinstance(sid, str):
+            raise Unauthorized("Invalid token")
+        return Claims(customer_uuid=sub, sid=sid)
+
+
+class AdminCookieSigner:
+    """The ``asid`` cookie: a timestamped admin id signed with itsdangerous."""
+
+    def __init__(self, key: bytes, max_age: int) -> None:
+        self._serializer = URLSafeTimedSerializer(key, salt=ADMIN_SALT)
+        self.max_age = max_age
+
+    def sign(self, admin_id: str) -> str:
+        """The cookie value for ``admin_id``."""
+        return self._serializer.dumps(admin_id)
+
+    def unsign(self, value: str) -> str:
+        """The admin id in a valid, unexpired cookie; :class:`Unauthorized` otherwise."""
+        if len(value) > MAX_TOKEN_LENGTH:
+            raise Unauthorized()
+        try:
+            admin_id = self._serializer.loads(value, max_age=self.max_age)
+        except BadSignature:
+            raise Unauthorized() from None
+        if not isinstance(admin_id, str):
+            raise Unauthorized()
+        return admin_id
+
+
+def fingerprint(value: str, length: int = 16) -> str:
+    """A one-way digest of a session id, email or address, for logs and throttling keys."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:length]

@@ -1,0 +1,258 @@
+"""The blueprint: thin views that parse, call the service, and shape the answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import OperationalError, StatementError
+from werkzeug.exceptions import HTTPException
+
+from .auth import app_state, authenticate
+from .errors import (
+    APIError,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    error_response,
+    from_http_exception,
+)
+from .schemas import (
+    customer_body,
+    dump_json,
+    parse_credentials,
+    parse_customer_changes,
+    parse_if_match,
+    parse_json_body,
+    parse_new_customer,
+    parse_session_ids,
+)
+from .service import Actor
+
+if TYPE_CHECKING:
+    from .extension import EverShopCustomer
+    from .schemas import CustomerRecord
+
+BLUEPRINT_NAME = "evershop_customer"
+DEFAULT_URL_PREFIX = "/api"
+ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+logger = logging.getLogger(__name__)
+
+
+def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
+    response = Response(dump_json(body), status=status, mimetype="application/json")
+    if etag is not None:
+        response.headers["ETag"] = etag
+    return response
+
+
+def _body() -> Any:
+    """The JSON body, read within the configured size limit."""
+    request.max_content_length = app_state().settings.max_content_length
+    data = request.get_data(cache=True)
+    return parse_json_body(
+        data,
+        request.mimetype,
+        request.mimetype_params.get("charset"),
+        request.headers.get("Content-Encoding"),
+    )
+
+
+def _customer_response(record: CustomerRecord, *, links: bool) -> Response:
+    return _json(customer_body(record, links=links), etag=record.etag)
+
+
+def create_customer() -> Response:
+    """``POST /customers``: registration (or admin-only when registration is closed)."""
+    state = app_state()
+    if not state.settings.allow_registration:
+        authenticate(admin_only=True)
+    new = parse_new_customer(_body(), min_password_length=state.settings.password_min_length)
+    return _customer_response(state.service.create(new), links=True)
+
+
+def update_customer(customer_id: str) -> Response:
+    """``PATCH /customers/{id}``: an admin, or the customer with their own token."""
+    actor = authenticate()
+    state = app_state()
+    customer = _target(actor, customer_id)
+    changes = parse_customer_changes(
+        _body(),
+        min_password_length=state.settings.password_min_length,
+        current_email=customer.email,
+        current_full_name=customer.full_name,
+    )
+    expected = parse_if_match(request.headers.get("If-Match"), customer.uuid)
+    record = state.service.update(customer, changes, actor, expected_version=expected)
+    return _customer_response(record, links=True)
+
+
+def delete_customer(customer_id: str) -> Response:
+    """``DELETE /customers/{id}``: answers with the customer as it was."""
+    actor = authenticate()
+    customer = _target(actor, customer_id)
+    _body()
+    expected = parse_if_match(request.headers.get("If-Match"), customer.uuid)
+    record = app_state().service.delete(customer, actor, expected_version=expected)
+    response = _customer_response(record, links=False)
+    if actor.customer is not None:
+        _clear_token_cookie(response)
+    return response
+
+
+def _target(actor: Actor, customer_id: str) -> Any:
+    """The customer the path names: the caller's own record costs no query."""
+    if actor.customer is not None and actor.customer.uuid == customer_id:
+        return actor.customer
+    return app_state().service.get(customer_id)
+
+
+def create_session() -> Response:
+    """``POST /customers/sessions``: log in; the token comes in the body and a cookie."""
+    state = app_state()
+    credentials = parse_credentials(_body())
+    result = state.service.login(credentials, request.remote_addr or "")
+    response = _json({"data": {"token": result.token, "sid": result.sid}})
+    settings = state.settings
+    response.set_cookie(
+        settings.token_cookie_name,
+        result.token,
+        max_age=state.service.tokens.lifetime,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def delete_sessions(ids: str) -> Response:
+    """``DELETE`` (or ``POST``) ``/customers/sessions/{ids}``: log out."""
+    actor = authenticate()
+    _body()
+    ended = app_state().service.logout(parse_session_ids(ids), actor)
+    response = _json({"data": {}})
+    if actor.sid is not None and actor.sid in ended:
+        _clear_token_cookie(response)
+    return response
+
+
+def _clear_token_cookie(response: Response) -> None:
+    settings = app_state().settings
+    response.delete_cookie(
+        settings.token_cookie_name,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def openapi_document() -> Response:
+    """``GET /customers/openapi.json``: the OpenAPI 3.1 document of these endpoints."""
+    text = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
+    prefix = app_state().settings.url_prefix
+    response = Response(text.replace("{URL_PREFIX}", prefix), mimetype="application/json")
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
+
+
+def not_found(**_: str) -> Response:
+    """Any other path under ``{prefix}/customers``."""
+    raise NotFound("Not found")
+
+
+def _method_not_allowed(allowed: tuple[str, ...]) -> Callable[..., Response]:
+    def view(**_: str) -> Response:
+        raise MethodNotAllowed([*allowed, "OPTIONS"])
+
+    return view
+
+
+def _options(allowed: tuple[str, ...]) -> Callable[..., Response]:
+    def view(**_: str) -> Response:
+        return Response(status=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
+
+    return view
+
+
+ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
+    ("/customers", "create_customer", create_customer, ("POST",)),
+    ("/customers/openapi.json", "openapi", openapi_document, ("GET", "HEAD")),
+    ("/customers/sessions", "create_session", create_session, ("POST",)),
+    ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),
+    ("/customers/<customer_id>", "update_customer", update_customer, ("PATCH",)),
+    ("/customers/<customer_id>", "delete_customer", delete_customer, ("DELETE",)),
+]
+
+
+def create_blueprint(extension: EverShopCustomer) -> Blueprint:
+    """The blueprint of one extension instance. Registering it on an app (directly or
+    through ``init_app``) sets the extension up on that app."""
+    blueprint = Blueprint(
+        BLUEPRINT_NAME, __name__, url_prefix=DEFAULT_URL_PREFIX, cli_group="customers"
+    )
+    # First in line: it may move the prefix before the rules below are added.
+    blueprint.record(extension._on_register)
+
+    allowed_by_path: dict[str, tuple[str, ...]] = {}
+    for path, endpoint, view, methods in ROUTES:
+        blueprint.add_url_rule(
+            path, endpoint, view, methods=list(methods), provide_automatic_options=False
+        )
+        allowed_by_path[path] = allowed_by_path.get(path, ()) + methods
+    for number, (path, allowed) in enumerate(allowed_by_path.items()):
+        others = [m for m in ALL_METHODS if m not in allowed and m != "OPTIONS"]
+        blueprint.add_url_rule(
+            path, f"method_not_allowed_{number}", _method_not_allowed(allowed), methods=others
+        )
+        blueprint.add_url_rule(
+            path,
+            f"options_{number}",
+            _options(allowed),
+            methods=["OPTIONS"],
+            provide_automatic_options=False,
+        )
+    blueprint.add_url_rule(
+        "/customers/", "not_found", not_found, methods=ALL_METHODS, provide_automatic_options=False
+    )
+    blueprint.add_url_rule(
+        "/customers/<path:rest>",
+        "not_found_below",
+        not_found,
+        methods=ALL_METHODS,
+        provide_automatic_options=False,
+    )
+
+    blueprint.register_error_handler(APIError, error_response)
+    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(Exception, _unexpected_error)
+    return blueprint
+
+
+def _http_error(exc: HTTPException) -> Response:
+    return error_response(from_http_exception(exc))
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    if isinstance(exc, StatementError):
+        # Its text carries the statement's parameters (a password hash among them):
+        # log the driver's own message only.
+        current_app.logger.error(
+            "Database error in %s %s: %s: %s",
+            request.method,
+            request.path,
+            type(exc.orig).__name__,
+            exc.orig,
+        )
+        if isinstance(exc, OperationalError):
+            return error_response(ServiceUnavailable())
+    else:
+        current_app.logger.error(
+            "Unexpected error in %s %s", request.method, request.path, exc_info=exc
+        )
+    return error_response(APIError())
