@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(
@@ -17,7 +17,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
-    packages=find_packages(include=["flask_evershop_customer", "flask_evershop_customer.*"]),
+    packages=find_namespace_packages(include=["flask_evershop_customer*"]),
     package_data={
         "flask_evershop_customer": [
             "py.typed",
@@ -56,7 +56,6 @@ setup(
         "Development Status :: 4 - Beta",
         "Framework :: Flask",
         "Intended Audience :: Developers",
-        "License :: OSI Approved :: MIT License",
         "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.10",

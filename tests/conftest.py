@@ -1,0 +1,307 @@
+"""Fixtures: a fresh app per test on each database, an API helper, and a leak check.
+
+Every test that uses ``app`` runs on SQLite, PostgreSQL and MariaDB/MySQL. Each run makes
+its own database on each server and drops it at the end. A server that does not answer
+is skipped, except under CI (``CI=true``), where that is a failure.
+``EVERSHOP_TEST_DATABASES=sqlite,postgresql`` limits the run to some backends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_evershop_customer import EverShopCustomer
+
+BACKENDS = ("sqlite", "postgresql", "mysql")
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "EVERSHOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+    "mysql": os.environ.get(
+        "EVERSHOP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+    ),
+}
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+CHEAP_HASH = "pbkdf2:sha256:1"
+PASSWORD = "correct horse battery"
+OTHER_PASSWORD = "another fine password"
+#: Every password the suite sends; none may ever come back in a response.
+PASSWORDS = {PASSWORD, OTHER_PASSWORD}
+HASH_PREFIXES = ("pbkdf2:", "scrypt:")
+
+db = SQLAlchemy()
+customers = EverShopCustomer(db=db)
+
+
+def selected_backends() -> list[str]:
+    wanted = os.environ.get("EVERSHOP_TEST_DATABASES", "")
+    return [b for b in BACKENDS if not wanted or b in wanted.split(",")]
+
+
+# -- databases ------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """One backend of this run: its URL and name."""
+
+    backend: str
+    url: str
+
+
+def _create_server_database(backend: str) -> tuple[str, str]:
+    """Create a fresh database on a server; return its URL and name."""
+    name = f"efc_test_{os.getpid()}_{secrets.token_hex(4)}"
+    server = sa.make_url(SERVER_URLS[backend])
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            if backend == "mysql":
+                connection.exec_driver_sql(
+                    f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+            else:
+                connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    finally:
+        engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_server_database(backend: str, name: str) -> None:
+    engine = sa.create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            if backend == "postgresql":
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            else:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database of ``backend`` for this run, removed afterwards."""
+    if backend == "sqlite":
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("sqlite") / "test.sqlite")
+        return
+    try:
+        url, name = _create_server_database(backend)
+    except sa.exc.OperationalError as exc:
+        message = f"{backend} server is not reachable: {exc.orig}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield url
+    finally:
+        _drop_server_database(backend, name)
+
+
+@pytest.fixture(scope="session", params=selected_backends())
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """A database per backend for the whole run, with the tables created once."""
+    with fresh_database(request.param, tmp_path_factory) as url:
+        engine = sa.create_engine(url)
+        db.metadata.create_all(engine)
+        engine.dispose()
+        yield Database(request.param, url)
+
+
+# -- apps -----------------------------------------------------------------------------
+
+
+class CheckedClient(FlaskClient):
+    """A test client that fails on any response leaking a password or a hash."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().open(*args, **kwargs)
+        assert_no_secrets(response.get_data(as_text=True))
+        for header in response.headers.getlist("Set-Cookie"):
+            assert_no_secrets(header)
+        return response
+
+
+def assert_no_secrets(text: str) -> None:
+    """Fail if ``text`` (a JSON body, or any text) carries a password or a hash."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    for key, item in _walk(value):
+        assert key not in ("password", "password_hash"), f"{key!r} in response: {text[:200]}"
+        if isinstance(item, str):
+            assert item not in PASSWORDS, f"a password in response: {text[:200]}"
+            assert not item.startswith(HASH_PREFIXES), f"a hash in response: {text[:200]}"
+            assert "$" not in item or not any(p in item for p in HASH_PREFIXES), text[:200]
+
+
+def _walk(value: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:
+    yield key, value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v, key)
+
+
+def make_app(url: str, **config: Any) -> Flask:
+    """A host app like a user's: its own db, the extension, a cheap hash for speed."""
+    app = Flask("shop")
+    app.test_client_class = CheckedClient
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY=SECRET_KEY,
+        SQLALCHEMY_DATABASE_URI=url,
+        EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=CHEAP_HASH,
+        EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
+    )
+    app.config.update(config)
+    db.init_app(app)
+    customers.init_app(app)
+    return app
+
+
+def clear_tables(app: Flask) -> None:
+    with app.app_context():
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+        db.session.commit()
+
+
+@pytest.fixture
+def app_factory(database: Database) -> Iterator[Any]:
+    """``app_factory(**config)``: apps on this test's database, cleaned up afterwards."""
+    made: list[Flask] = []
+
+    def factory(**config: Any) -> Flask:
+        app = make_app(database.url, **config)
+        made.append(app)
+        return app
+
+    yield factory
+    if made:
+        clear_tables(made[0])
+    for app in made:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory: Any) -> Flask:
+    return app_factory()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A client without a cookie jar: every credential is passed explicitly."""
+    return app.test_client(use_cookies=False)
+
+
+@pytest.fixture
+def cookie_client(app: Flask) -> FlaskClient:
+    """A client that keeps cookies, like a browser."""
+    return app.test_client()
+
+
+# -- the API helper -------------------------------------------------------------------
+
+
+@dataclass
+class Login:
+    token: str
+    sid: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Api:
+    """Shortcuts for the five endpoints, in the spirit of the Flask tutorial's ``auth``."""
+
+    def __init__(self, app: Flask, client: FlaskClient) -> None:
+        self.app = app
+        self.client = client
+        self._count = 0
+
+    def register(
+        self,
+        email: str | None = None,
+        password: str = PASSWORD,
+        full_name: str = "Alice Example",
+        **extra: Any,
+    ) -> dict[str, Any]:
+        if email is None:
+            self._count += 1
+            email = f"customer{self._count}@example.com"
+        response = self.client.post(
+            "/api/customers",
+            json={"email": email, "password": password, "full_name": full_name, **extra},
+        )
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["data"]  # type: ignore[no-any-return]
+
+    def login(self, email: str, password: str = PASSWORD) -> Login:
+        response = self.client.post(
+            "/api/customers/sessions", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.get_json()
+        data = response.get_json()["data"]
+        return Login(data["token"], data["sid"])
+
+    def admin_headers(self, admin_id: str = "admin") -> dict[str, str]:
+        with self.app.app_context():
+            value = self.app.extensions["evershop_customer"].admin_cookies.sign(admin_id)
+        return {"Cookie": f"asid={value}"}
+
+
+@pytest.fixture
+def api(app: Flask, client: FlaskClient) -> Api:
+    return Api(app, client)
+
+
+# -- counting -------------------------------------------------------------------------
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine executes (not BEGIN/COMMIT)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextlib.contextmanager
+def count_statements(app: Flask) -> Iterator[StatementCounter]:
+    """Count the statements run on ``app``'s engine inside the block."""
+    counter = StatementCounter()
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", counter)
