@@ -220,7 +220,7 @@ class CustomerService:
         when ``expected_version`` is not the current one, :class:`Conflict` for a taken
         email.
         """
-        self._authorize(actor, customer)
+        self.authorize(actor, customer)
         if changes.status is not None and not actor.is_admin:
             raise Forbidden("/status can only be changed by an admin")
         password_hash = self.hasher.hash(changes.password) if changes.password else None
@@ -248,7 +248,7 @@ class CustomerService:
         self, customer: CustomerColumns, actor: Actor, *, expected_version: int | None = None
     ) -> CustomerRecord:
         """Delete a customer and every session of theirs; returns it as it was."""
-        self._authorize(actor, customer)
+        self.authorize(actor, customer)
         customer_id = customer.customer_id
 
         def work() -> _Unit:
@@ -442,7 +442,8 @@ class CustomerService:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _authorize(self, actor: Actor, customer: CustomerColumns) -> None:
+    def authorize(self, actor: Actor, customer: CustomerColumns) -> None:
+        """:class:`Forbidden` unless ``actor`` may manage ``customer``."""
         if not actor.may_manage(customer):
             security_event(
                 "forbidden",

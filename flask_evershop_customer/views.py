@@ -104,10 +104,14 @@ def delete_customer(customer_id: str) -> Response:
 
 
 def _target(actor: Actor, customer_id: str) -> Any:
-    """The customer the path names: the caller's own record costs no query."""
+    """The customer the path names (404), if the caller may manage it (403). The
+    caller's own record costs no query."""
     if actor.customer is not None and actor.customer.uuid == customer_id:
         return actor.customer
-    return app_state().service.get(customer_id)
+    service = app_state().service
+    customer = service.get(customer_id)
+    service.authorize(actor, customer)
+    return customer
 
 
 def create_session() -> Response:
