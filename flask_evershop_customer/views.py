@@ -212,7 +212,11 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
     for number, (path, allowed) in enumerate(allowed_by_path.items()):
         others = [m for m in ALL_METHODS if m not in allowed and m != "OPTIONS"]
         blueprint.add_url_rule(
-            path, f"method_not_allowed_{number}", _method_not_allowed(allowed), methods=others
+            path,
+            f"method_not_allowed_{number}",
+            _method_not_allowed(allowed),
+            methods=others,
+            provide_automatic_options=False,
         )
         blueprint.add_url_rule(
             path,

@@ -1,0 +1,146 @@
+"""The HTTP edges: EverShop's envelope for every failure under the prefix, and only there."""
+
+from __future__ import annotations
+
+import pytest
+from flask import abort
+
+from .conftest import PASSWORD
+
+
+def envelope(response, status):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert body["error"]["status"] == status
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("get", "/api/customers", "POST, OPTIONS"),
+        ("put", "/api/customers", "POST, OPTIONS"),
+        ("get", "/api/customers/" + "a" * 32, "PATCH, DELETE, OPTIONS"),
+        ("put", "/api/customers/" + "a" * 32, "PATCH, DELETE, OPTIONS"),
+        ("post", "/api/customers/" + "a" * 32, "PATCH, DELETE, OPTIONS"),
+        ("get", "/api/customers/sessions", "POST, OPTIONS"),
+        ("delete", "/api/customers/sessions", "POST, OPTIONS"),
+        ("patch", "/api/customers/sessions", "POST, OPTIONS"),
+        ("get", "/api/customers/sessions/abc", "DELETE, POST, OPTIONS"),
+        ("patch", "/api/customers/sessions/abc", "DELETE, POST, OPTIONS"),
+        ("post", "/api/customers/openapi.json", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_wrong_method_is_405_json_with_allow(client, method, path, allowed):
+    response = getattr(client, method)(path)
+    envelope(response, 405)
+    assert response.headers["Allow"] == allowed
+
+
+def test_options_lists_the_methods(client):
+    response = client.options("/api/customers/" + "a" * 32)
+    assert response.status_code == 204
+    assert response.headers["Allow"] == "PATCH, DELETE, OPTIONS"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/customers/", "/api/customers/a/b", "/api/customers/sessions/"]
+)
+def test_unknown_paths_under_our_prefix_are_404_json(client, path):
+    for method in ("get", "post", "patch", "delete"):
+        envelope(getattr(client, method)(path), 404 if not path.endswith("sessions/") else 404)
+
+
+def test_paths_outside_our_routes_keep_the_hosts_handlers(app_factory):
+    app = app_factory()
+
+    @app.errorhandler(404)
+    def host_not_found(_):
+        return "host 404", 404
+
+    @app.get("/api/orders")
+    def orders():
+        abort(404)
+
+    client = app.test_client()
+    assert client.get("/elsewhere").get_data(as_text=True) == "host 404"
+    assert client.get("/api/orders").get_data(as_text=True) == "host 404"
+    assert client.post("/api/orders").status_code == 405
+    assert client.post("/api/orders").mimetype != "application/json"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("multipart/form-data; boundary=x", 415),
+        ("application/json; charset=latin1", 415),
+        ("application/json; charset=utf-8", 400),
+        ("application/vnd.api+json", 400),
+    ],
+)
+def test_content_types(client, content_type, status):
+    response = client.post("/api/customers", data=b'{"email": 1}', content_type=content_type)
+    envelope(response, status)
+
+
+def test_compressed_bodies_are_415(client):
+    response = client.post(
+        "/api/customers",
+        data=b"\x1f\x8b\x08\x00",
+        content_type="application/json",
+        headers={"Content-Encoding": "gzip"},
+    )
+    envelope(response, 415)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b'{"email": }', b"\xff\xfe", b'{"a": NaN}', b'{"a": 1, "a": 2}', b"[" * 60000],
+)
+def test_malformed_json_is_400(client, body):
+    response = client.post("/api/customers", data=body, content_type="application/json")
+    assert envelope(response, 400) == "Request data must be valid JSON"
+
+
+def test_body_over_the_limit_is_413(app_factory):
+    app = app_factory(EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH=2048)
+    client = app.test_client()
+    big = b'{"full_name": "' + b"x" * 4096 + b'"}'
+    envelope(client.post("/api/customers", data=big, content_type="application/json"), 413)
+    envelope(
+        client.post("/api/customers/sessions", data=big, content_type="application/json"),
+        413,
+    )
+
+
+def test_the_default_limit_is_64_kib(client):
+    big = b'{"full_name": "' + b"x" * 65536 + b'"}'
+    envelope(client.post("/api/customers", data=big, content_type="application/json"), 413)
+
+
+def test_unexpected_errors_are_a_bare_500_envelope(app, client, monkeypatch, caplog):
+    service = app.extensions["evershop_customer"].service
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("driver text that must not leak")
+
+    monkeypatch.setattr(service, "create", explode)
+    response = client.post(
+        "/api/customers", json={"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
+    )
+    assert envelope(response, 500) == "Internal server error"
+    assert "driver text" not in response.get_data(as_text=True)
+    assert "driver text" in caplog.text
+
+
+def test_responses_keep_field_order_even_if_the_host_sorts_keys(app, client):
+    app.json.sort_keys = True
+    response = client.post(
+        "/api/customers", json={"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
+    )
+    assert list(response.get_json()["data"])[:2] == ["customer_id", "uuid"]
