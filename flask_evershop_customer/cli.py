@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from .schemas import canonical_email
 
@@ -23,6 +23,7 @@ def _state():  # type: ignore[no-untyped-def]
 
 
 @click.command("admin-cookie")
+@with_appcontext
 @click.argument("admin_id")
 def admin_cookie(admin_id: str) -> None:
     """Print a signed admin cookie value for ADMIN_ID (for curl: -b "asid=...")."""
@@ -30,6 +31,7 @@ def admin_cookie(admin_id: str) -> None:
 
 
 @click.command("purge-sessions")
+@with_appcontext
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 def purge_sessions(batch_size: int) -> None:
     """Delete expired and revoked sessions and old failed-login records, in batches."""
@@ -38,6 +40,7 @@ def purge_sessions(batch_size: int) -> None:
 
 
 @click.command("unlock")
+@with_appcontext
 @click.argument("email")
 def unlock(email: str) -> None:
     """Clear the failed-login lockout of EMAIL."""

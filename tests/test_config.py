@@ -1,0 +1,143 @@
+"""Configuration: every key of DESIGN.md §5 under its name with its default, validated once."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_evershop_customer import ConfigurationError, EverShopCustomer
+from flask_evershop_customer.config import DEFAULTS
+
+CONTRACT = {
+    "EVERSHOP_CUSTOMER_URL_PREFIX": "/api",
+    "EVERSHOP_CUSTOMER_ALLOW_REGISTRATION": True,
+    "EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
+    "EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH": False,
+    "EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH": 8,
+    "EVERSHOP_CUSTOMER_TOKEN_LIFETIME": 172800,
+    "EVERSHOP_CUSTOMER_JWT_SECRET": None,
+    "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME": "token",
+    "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME": "asid",
+    "EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH": 65536,
+    "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES": 5,
+    "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP": 100,
+    "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW": 900,
+}
+SECRET = "a-secret-key-that-is-long-enough-for-hs256-0123"
+
+
+def setup(**config) -> Flask:
+    db = SQLAlchemy()
+    extension = EverShopCustomer(db=db)
+    app = Flask("config")
+    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY=SECRET)
+    app.config.update(config)
+    db.init_app(app)
+    extension.init_app(app)
+    return app
+
+
+def test_every_contract_key_has_its_default():
+    for key, value in CONTRACT.items():
+        assert DEFAULTS[key] == value, key
+    app = setup()
+    for key, value in CONTRACT.items():
+        assert app.config[key] == value, key
+
+
+def test_the_admin_cookie_lifetime_defaults_to_a_day():
+    assert setup().config["EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME"] == 86400
+
+
+def test_host_values_are_kept():
+    app = setup(EVERSHOP_CUSTOMER_TOKEN_LIFETIME=3600, EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH=12)
+    settings = app.extensions["evershop_customer"].settings
+    assert settings.token_lifetime == 3600
+    assert settings.password_min_length == 12
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("EVERSHOP_CUSTOMER_URL_PREFIX", "api"),
+        ("EVERSHOP_CUSTOMER_URL_PREFIX", "/api/"),
+        ("EVERSHOP_CUSTOMER_URL_PREFIX", None),
+        ("EVERSHOP_CUSTOMER_ALLOW_REGISTRATION", "yes"),
+        ("EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH", 1),
+        ("EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD", "md5"),
+        ("EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD", "scrypt:1000:8"),
+        ("EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD", "pbkdf2:nope:600000"),
+        ("EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000"),
+        ("EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH", 0),
+        ("EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH", 129),
+        ("EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH", "8"),
+        ("EVERSHOP_CUSTOMER_TOKEN_LIFETIME", 0),
+        ("EVERSHOP_CUSTOMER_TOKEN_LIFETIME", True),
+        ("EVERSHOP_CUSTOMER_JWT_SECRET", "short"),
+        ("EVERSHOP_CUSTOMER_JWT_SECRET", 12345),
+        ("EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME", ""),
+        ("EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME", 5),
+        ("EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME", -1),
+        ("EVERSHOP_CUSTOMER_COOKIE_SECURE", "no"),
+        ("EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH", 10),
+        ("EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES", -1),
+        ("EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP", 1.5),
+        ("EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW", 0),
+    ],
+)
+def test_bad_values_fail_at_start_naming_the_key(key, value):
+    with pytest.raises(ConfigurationError, match=key):
+        setup(**{key: value})
+
+
+def test_no_secret_at_all_refuses_to_start():
+    with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_JWT_SECRET or SECRET_KEY"):
+        setup(SECRET_KEY=None)
+
+
+def test_a_short_secret_key_refuses_to_start():
+    with pytest.raises(ConfigurationError, match="SECRET_KEY must be at least 32 bytes"):
+        setup(SECRET_KEY="dev")
+
+
+def test_a_jwt_secret_replaces_the_secret_key():
+    app = setup(SECRET_KEY="dev", EVERSHOP_CUSTOMER_JWT_SECRET="j" * 32)
+    assert app.extensions["evershop_customer"].settings.jwt_key
+
+
+def test_throttling_keys_accept_zero_to_turn_it_off():
+    app = setup(
+        EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=0
+    )
+    settings = app.extensions["evershop_customer"].settings
+    assert settings.login_max_failures == 0 and settings.login_max_failures_per_ip == 0
+
+
+def test_the_weak_hash_switch_allows_a_cheap_method():
+    app = setup(
+        EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD="pbkdf2:sha256:1",
+        EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
+    )
+    assert app.extensions["evershop_customer"].settings.password_hash_method == "pbkdf2:sha256:1"
+
+
+@pytest.mark.parametrize(
+    ("method", "normalized"),
+    [
+        ("scrypt:32768:8:3", "scrypt:32768:8:3"),
+        ("scrypt:65536:8:2", "scrypt:65536:8:2"),
+        ("pbkdf2:sha256:600000", "pbkdf2:sha256:600000"),
+        ("pbkdf2:sha512:210000", "pbkdf2:sha512:210000"),
+    ],
+)
+def test_methods_at_the_floor_are_accepted(method, normalized):
+    app = setup(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
+    assert app.extensions["evershop_customer"].settings.password_hash_method == normalized
+
+
+def test_secure_cookies_by_default_outside_debug_and_testing():
+    assert setup().extensions["evershop_customer"].settings.cookie_secure is True
+    assert setup(TESTING=True).extensions["evershop_customer"].settings.cookie_secure is False
+    forced = setup(TESTING=True, EVERSHOP_CUSTOMER_COOKIE_SECURE=True)
+    assert forced.extensions["evershop_customer"].settings.cookie_secure is True
