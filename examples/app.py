@@ -47,8 +47,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db)
     _add_admin_login(app)
 
-    if app.config["EXAMPLE_AUTO_UPGRADE"]:
-        with app.app_context():
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+        if app.config["EXAMPLE_AUTO_UPGRADE"]:
             upgrade(revision="heads")
     return app
 
@@ -98,21 +100,19 @@ def _load_or_create(path: Path) -> dict[str, str]:
 
 
 def _configure_sqlite(app: Flask) -> None:
-    """Several workers on one SQLite file: wait for locks, and use WAL so readers never
-    block the writer."""
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    if not uri.startswith("sqlite"):
-        return
-    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-    options.setdefault("connect_args", {}).setdefault("timeout", 30)
+    """Several workers on one SQLite file: wait up to 30 s for a lock instead of failing."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("connect_args", {}).setdefault("timeout", 30)
 
-    @sa.event.listens_for(sa.engine.Engine, "connect")
-    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        if type(dbapi_connection).__module__.startswith("sqlite3"):
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside the one writer; SQLite enforces foreign keys only
+    when asked."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def _add_admin_login(app: Flask) -> None:
