@@ -17,9 +17,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/flask --app examples.app run
 
+LINTED := flask_evershop_customer examples tests $(wildcard benchmarks)
+
 lint: $(STAMP)
-	$(BIN)/ruff check flask_evershop_customer examples tests benchmarks
-	$(BIN)/ruff format --check flask_evershop_customer examples tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
