@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def _ensure_generated_settings(app: Flask) -> None:
         print(
             f" * Example admin: {app.config['EXAMPLE_ADMIN_EMAIL']} /"
             f" {app.config['EXAMPLE_ADMIN_PASSWORD']} (generated, kept in {stored_path})",
+            file=sys.stderr,
             flush=True,
         )
 

@@ -37,7 +37,7 @@ def test_defaults_sqlite_in_the_instance_folder_and_generated_admin(instance, ca
     app = create_app(FAST)
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance / 'shop.sqlite'}"
     assert (instance / "shop.sqlite").exists()
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     email, password = app.config["EXAMPLE_ADMIN_EMAIL"], app.config["EXAMPLE_ADMIN_PASSWORD"]
     assert f"{email} / {password}" in printed
     stored = json.loads((instance / "generated-settings.json").read_text())
