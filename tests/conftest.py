@@ -305,3 +305,21 @@ def count_statements(app: Flask) -> Iterator[StatementCounter]:
         yield counter
     finally:
         sa.event.remove(engine, "before_cursor_execute", counter)
+
+
+# -- helpers for the concurrency, transaction, scale and migration tests --------------
+
+
+def table_contents(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the extension's tables, in primary-key order, read afresh: compare
+    two of these to show that a request changed nothing."""
+    sqla = app.extensions["sqlalchemy"]
+    contents = {}
+    with app.app_context():
+        for table in sqla.metadata.sorted_tables:
+            if table.name.startswith("evershop_customer"):
+                rows = sqla.session.execute(
+                    sa.select(table).order_by(*table.primary_key.columns)
+                ).all()
+                contents[table.name] = [tuple(row) for row in rows]
+    return contents
