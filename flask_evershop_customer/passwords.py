@@ -8,7 +8,7 @@ import secrets
 import unicodedata
 from importlib import resources
 
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash, gen_salt, generate_password_hash
 
 from .config import PASSWORD_MAX_LENGTH
 
@@ -22,7 +22,8 @@ def normalize(password: str) -> str:
 def common_passwords() -> frozenset[str]:
     """The bundled blocklist: 19,640 common passwords, lower-cased (see data/README)."""
     data = resources.files(__package__).joinpath("data/common-passwords.txt.gz").read_bytes()
-    return frozenset(gzip.decompress(data).decode("utf-8").split())
+    # One password a line; a few contain spaces ("friend of emily"), so split on lines.
+    return frozenset(line for line in gzip.decompress(data).decode("utf-8").splitlines() if line)
 
 
 def policy_violation(
@@ -37,6 +38,9 @@ def policy_violation(
         return f"must NOT have fewer than {min_length} characters"
     if length > PASSWORD_MAX_LENGTH:
         return f"must NOT have more than {PASSWORD_MAX_LENGTH} characters"
+    if "\x00" in password:
+        # Some systems (bcrypt among them) end a password at the first NUL.
+        return "must not contain the NUL character"
     folded = password.casefold()
     if folded in common_passwords():
         return "is too common; choose a less predictable password"
@@ -57,7 +61,10 @@ class PasswordHasher:
 
     def __init__(self, method: str) -> None:
         self.method = method
-        self._dummy: str | None = None
+        # A well-formed hash of the configured method whose digest is random: checking a
+        # password against it costs exactly one real check and never matches. Building
+        # it costs nothing, so the first unknown-email login is no slower than the rest.
+        self.dummy_hash = f"{method}${gen_salt(16)}${secrets.token_hex(32)}"
 
     def hash(self, password: str) -> str:
         """A new salted hash of the NFKC form of ``password``."""
@@ -77,10 +84,3 @@ class PasswordHasher:
     def needs_rehash(self, stored_hash: str) -> bool:
         """Whether ``stored_hash`` was made with another method than the configured one."""
         return stored_hash.partition("$")[0] != self.method
-
-    @property
-    def dummy_hash(self) -> str:
-        """A hash of a random password with the configured method, made on first use."""
-        if self._dummy is None:
-            self._dummy = generate_password_hash(secrets.token_hex(16), method=self.method)
-        return self._dummy
