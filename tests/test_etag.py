@@ -1,0 +1,171 @@
+"""ETag and If-Match: every customer response names its version; a write that names a
+version applies only to that one (412 otherwise, and nothing changes)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import OTHER_PASSWORD, count_statements, table_contents
+
+STALE_MESSAGE = "The customer was changed by another request; fetch it again"
+STALE = {"error": {"status": 412, "message": STALE_MESSAGE}}
+
+
+def tag(uuid: str, version: int) -> str:
+    return f'"{uuid}.{version}"'
+
+
+@pytest.fixture
+def alice(api):
+    response = api.client.post(
+        "/api/customers",
+        json={"email": "alice@example.com", "password": "correct horse battery", "full_name": "A"},
+    )
+    assert response.status_code == 200
+    return response.get_json()["data"], response.headers["ETag"], api.login("alice@example.com")
+
+
+def test_every_customer_response_carries_its_etag(api, client, alice):
+    data, etag, login = alice
+    url = f"/api/customers/{data['uuid']}"
+    assert etag == tag(data["uuid"], 1)
+
+    renamed = client.patch(url, json={"full_name": "B"}, headers=login.headers)
+    assert renamed.headers["ETag"] == tag(data["uuid"], 2)
+    unchanged = client.patch(url, json={}, headers=login.headers)
+    assert unchanged.headers["ETag"] == tag(data["uuid"], 2)
+    by_admin = client.patch(url, json={"status": 0}, headers=api.admin_headers())
+    assert by_admin.headers["ETag"] == tag(data["uuid"], 3)
+    deleted = client.delete(url, headers=api.admin_headers())
+    assert deleted.status_code == 200
+    assert deleted.headers["ETag"] == tag(data["uuid"], 3)
+
+
+def test_responses_without_a_customer_have_no_etag(api, client, alice):
+    data, _, login = alice
+    url = f"/api/customers/{data['uuid']}"
+    assert "ETag" not in client.patch(url, json={"email": "bad"}, headers=login.headers).headers
+    assert "ETag" not in client.patch(url, json={}).headers
+    login_response = client.post(
+        "/api/customers/sessions",
+        json={"email": "alice@example.com", "password": "correct horse battery"},
+    )
+    assert "ETag" not in login_response.headers
+
+
+def test_patch_with_the_current_tag_applies(client, alice):
+    data, etag, login = alice
+    response = client.patch(
+        f"/api/customers/{data['uuid']}",
+        json={"full_name": "Current"},
+        headers={**login.headers, "If-Match": etag},
+    )
+    assert response.status_code == 200
+    assert response.get_json()["data"]["full_name"] == "Current"
+    assert response.headers["ETag"] == tag(data["uuid"], 2)
+
+
+def test_delete_with_the_current_tag_applies(app, client, alice):
+    data, etag, login = alice
+    response = client.delete(
+        f"/api/customers/{data['uuid']}", headers={**login.headers, "If-Match": etag}
+    )
+    assert response.status_code == 200
+    assert table_contents(app)["evershop_customer"] == []
+
+
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_star_matches_any_version(client, alice, method):
+    data, _, login = alice
+    url = f"/api/customers/{data['uuid']}"
+    assert client.patch(url, json={"full_name": "V2"}, headers=login.headers).status_code == 200
+    kwargs = {"json": {"full_name": "V3"}} if method == "patch" else {}
+    response = getattr(client, method)(url, headers={**login.headers, "If-Match": "*"}, **kwargs)
+    assert response.status_code == 200
+
+
+def test_one_matching_tag_in_a_list_is_enough(api, client, alice):
+    data, etag, login = alice
+    other = api.register("bob@example.com")
+    response = client.patch(
+        f"/api/customers/{data['uuid']}",
+        json={"full_name": "Listed"},
+        headers={**login.headers, "If-Match": f"{tag(other['uuid'], 1)}, {etag}"},
+    )
+    assert response.status_code == 200
+
+
+def _refused(app, client, method, url, headers, **kwargs):
+    before = table_contents(app)
+    response = getattr(client, method)(url, headers=headers, **kwargs)
+    assert response.status_code == 412, response.get_json()
+    assert response.get_json() == STALE
+    assert "ETag" not in response.headers
+    assert table_contents(app) == before
+    return response
+
+
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_a_stale_tag_is_refused_and_nothing_changes(app, client, alice, method):
+    data, stale, login = alice
+    url = f"/api/customers/{data['uuid']}"
+    assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
+    headers = {**login.headers, "If-Match": stale}
+    body = {"full_name": "Older", "password": OTHER_PASSWORD}
+    kwargs = {"json": body} if method == "patch" else {}
+    _refused(app, client, method, url, headers, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "{other}",  # another customer's tag
+        'W/"{uuid}.1"',  # weak tags never match (strong comparison)
+        '"{uuid}.2"',  # a version that does not exist yet
+        '"{uuid}"',
+        "{uuid}.1",  # unquoted
+        '"{uuid}.01x"',
+        "",
+        "garbage",
+    ],
+)
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_a_foreign_or_malformed_tag_is_refused(api, app, client, alice, method, header):
+    data, _, login = alice
+    other = api.register("bob@example.com")
+    value = header.format(uuid=data["uuid"], other=tag(other["uuid"], 1))
+    kwargs = {"json": {"full_name": "Nope"}} if method == "patch" else {}
+    url = f"/api/customers/{data['uuid']}"
+    _refused(app, client, method, url, {**login.headers, "If-Match": value}, **kwargs)
+
+
+def test_a_stale_tag_is_refused_even_for_an_empty_patch(app, client, alice):
+    data, stale, login = alice
+    url = f"/api/customers/{data['uuid']}"
+    assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
+    _refused(app, client, "patch", url, {**login.headers, "If-Match": stale}, json={})
+
+
+def test_a_stale_tag_from_an_admin_is_refused_too(api, app, client, alice):
+    data, stale, login = alice
+    url = f"/api/customers/{data['uuid']}"
+    assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
+    headers = {**api.admin_headers(), "If-Match": stale}
+    _refused(app, client, "patch", url, headers, json={"status": 0})
+    _refused(app, client, "delete", url, headers)
+
+
+def test_without_if_match_a_patch_writes_only_the_fields_it_names(app, client, alice):
+    data, _, login = alice
+    url = f"/api/customers/{data['uuid']}"
+    with count_statements(app) as counter:
+        response = client.patch(url, json={"full_name": "Only this"}, headers=login.headers)
+    assert response.status_code == 200
+    updates = [s for s in counter.statements if re.match(r"\s*UPDATE evershop_customer\s", s)]
+    assert len(updates) == 1
+    assigned = re.search(r"\bSET\s+(.*?)\s+WHERE\b", updates[0], re.S | re.I).group(1)
+    columns = {part.split("=")[0].strip().strip('`"') for part in assigned.split(",")}
+    # updated_at is to the second: it is only written when the second has changed.
+    assert {"full_name", "version"} <= columns <= {"full_name", "updated_at", "version"}
