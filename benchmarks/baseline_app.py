@@ -1,0 +1,147 @@
+"""The bare baselines: what a hand-written endpoint must do at the least, and no more.
+
+Each endpoint does the one thing its library counterpart cannot avoid: one password
+hash, or the same number of primary-key reads and writes on the same tables and rows,
+with no authentication, validation or error shaping. It is its own Flask app with its
+own Flask-SQLAlchemy instance (so nothing of the library is loaded into it), served
+under ``/bare`` by the same gunicorn workers as the example app (see :mod:`.wsgi`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Response, jsonify, request
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+db = SQLAlchemy()
+
+
+class BareCustomer(db.Model):  # type: ignore[name-defined,misc]
+    """The library's customer table, mapped plainly (no version counter)."""
+
+    __tablename__ = "evershop_customer"
+
+    customer_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[int] = mapped_column(sa.SmallInteger)
+    group_id: Mapped[int] = mapped_column(sa.Integer)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    full_name: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "uuid": self.uuid,
+            "status": self.status,
+            "group_id": self.group_id,
+            "email": self.email,
+            "full_name": self.full_name,
+            "created_at": self.created_at.strftime(TIMESTAMP_FORMAT),
+            "updated_at": self.updated_at.strftime(TIMESTAMP_FORMAT),
+        }
+
+
+class BareSession(db.Model):  # type: ignore[name-defined,misc]
+    """The library's session table, mapped plainly."""
+
+    __tablename__ = "evershop_customer_session"
+
+    sid: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.Integer)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The same pragmas the example app sets on its own SQLite connections.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flask:
+    """The bare app. ``stored_hash`` is what the bare login checks passwords against."""
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_uri
+    if database_uri.startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    @app.get("/pid")
+    def pid() -> Response:
+        """Which worker holds this connection (the client balances connections)."""
+        return jsonify({"pid": os.getpid()})
+
+    @app.post("/hash/check")
+    def hash_check() -> Response:
+        """Login's floor: one ``check_password_hash``."""
+        body = request.get_json()
+        ok = check_password_hash(stored_hash, body["password"])
+        return jsonify({"data": {"ok": ok}})
+
+    @app.post("/hash/generate")
+    def hash_generate() -> Response:
+        """Create's floor: one ``generate_password_hash``."""
+        body = request.get_json()
+        generate_password_hash(body["password"], method=hash_method)
+        return jsonify({"data": {}})
+
+    @app.patch("/token/<sid>")
+    def token(sid: str) -> Response:
+        """The token check's floor: one primary-key read."""
+        request.get_json()
+        session = db.session.get(BareSession, sid)
+        assert session is not None
+        return jsonify({"data": {"customer_id": session.customer_id}})
+
+    @app.patch("/customers/<int:customer_id>")
+    def update(customer_id: int) -> Response:
+        """PATCH's floor: one primary-key read, one write."""
+        body = request.get_json()
+        customer = db.session.get(BareCustomer, customer_id)
+        assert customer is not None
+        customer.full_name = body["full_name"]
+        customer.updated_at = _now()
+        data = customer.public()
+        db.session.commit()
+        return jsonify({"data": data})
+
+    @app.delete("/sessions/<sid>")
+    def logout(sid: str) -> Response:
+        """Logout's floor: one primary-key read, one write."""
+        session = db.session.get(BareSession, sid)
+        assert session is not None
+        session.revoked_at = _now()
+        db.session.commit()
+        return jsonify({"data": {}})
+
+    @app.delete("/customers/<int:customer_id>")
+    def delete(customer_id: int) -> Response:
+        """DELETE's floor: one primary-key read, two writes (sessions, customer)."""
+        customer = db.session.get(BareCustomer, customer_id)
+        assert customer is not None
+        data = customer.public()
+        db.session.execute(sa.delete(BareSession).where(BareSession.customer_id == customer_id))
+        db.session.delete(customer)
+        db.session.commit()
+        return jsonify({"data": data})
+
+    return app
