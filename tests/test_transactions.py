@@ -1,0 +1,269 @@
+"""One transaction per request, proven by fault injection: whatever fails after the
+write (a signal receiver, a commit hook, the commit itself), the client gets the error
+envelope and every table is exactly as it was. A 2xx is built only after the commit."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import request_finished
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session as OrmSession
+
+from flask_evershop_customer import signals
+
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, table_contents
+
+INTERNAL = {"error": {"status": 500, "message": "Internal server error"}}
+UNAVAILABLE = {"error": {"status": 503, "message": "Service temporarily unavailable, try again"}}
+
+
+@dataclass
+class Shop:
+    """Two customers, two sessions of Alice's, and a failed login on Alice's email."""
+
+    api: Api
+    alice: dict[str, Any]
+    bob: dict[str, Any]
+    first: Login
+    second: Login
+
+
+@pytest.fixture
+def shop(app_factory, app, client) -> Shop:
+    # Alice's hash was made with another method: her next login rehashes it (one more
+    # write that must roll back with the rest).
+    older = Api(app_factory(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD="pbkdf2:sha256:2"), client)
+    alice = older.register("alice@example.com", full_name="Alice")
+    bob = older.register("bob@example.com", full_name="Bob")
+    api = Api(app, client)
+    first, second = api.login("alice@example.com"), api.login("alice@example.com")
+    failed = client.post(
+        "/api/customers/sessions", json={"email": "alice@example.com", "password": "wrong!"}
+    )
+    assert failed.status_code == 400
+    return Shop(api, alice, bob, first, second)
+
+
+#: Each write the API can make: the request, and the signal it sends before committing.
+OPERATIONS: dict[str, tuple[Any, Callable[[Shop], Any]]] = {
+    "create": (
+        signals.customer_created,
+        lambda s: s.api.client.post(
+            "/api/customers",
+            json={"email": "carol@example.com", "password": PASSWORD, "full_name": "Carol"},
+        ),
+    ),
+    "update": (
+        signals.customer_updated,
+        lambda s: s.api.client.patch(
+            f"/api/customers/{s.alice['uuid']}",
+            json={"email": "alice@new.example", "password": OTHER_PASSWORD, "full_name": "A2"},
+            headers=s.first.headers,
+        ),
+    ),
+    "disable": (
+        signals.customer_updated,
+        lambda s: s.api.client.patch(
+            f"/api/customers/{s.alice['uuid']}", json={"status": 0}, headers=s.api.admin_headers()
+        ),
+    ),
+    "delete": (
+        signals.customer_deleted,
+        lambda s: s.api.client.delete(
+            f"/api/customers/{s.alice['uuid']}", headers=s.api.admin_headers()
+        ),
+    ),
+    "login": (
+        signals.customer_logged_in,
+        lambda s: s.api.client.post(
+            "/api/customers/sessions", json={"email": "ALICE@example.com", "password": PASSWORD}
+        ),
+    ),
+    "logout": (
+        signals.customer_logged_out,
+        lambda s: s.api.client.delete(
+            f"/api/customers/sessions/{s.alice['uuid']}", headers=s.first.headers
+        ),
+    ),
+}
+
+
+@contextlib.contextmanager
+def connected(signal: Any, receiver: Callable[..., Any]) -> Iterator[None]:
+    signal.connect(receiver)
+    try:
+        yield
+    finally:
+        signal.disconnect(receiver)
+
+
+def _refuse(sender: Any, **payload: Any) -> None:
+    raise RuntimeError("a receiver refused the change")
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_a_raising_signal_receiver_leaves_every_table_as_it_was(app, shop, operation):
+    signal, request = OPERATIONS[operation]
+    before = table_contents(app)
+    with connected(signal, _refuse):
+        response = request(shop)
+    assert response.status_code == 500
+    assert response.get_json() == INTERNAL
+    assert "Set-Cookie" not in response.headers
+    assert table_contents(app) == before
+    # And the same request succeeds once the receiver is gone: it was the receiver.
+    assert request(shop).status_code == 200
+    assert table_contents(app) != before
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_a_raising_commit_hook_leaves_every_table_as_it_was(app, shop, operation):
+    _, request = OPERATIONS[operation]
+    before = table_contents(app)
+
+    def veto(session: OrmSession) -> None:
+        raise RuntimeError("a before_commit hook refused the change")
+
+    sa.event.listen(OrmSession, "before_commit", veto)
+    try:
+        response = request(shop)
+    finally:
+        sa.event.remove(OrmSession, "before_commit", veto)
+    assert response.status_code == 500
+    assert response.get_json() == INTERNAL
+    assert table_contents(app) == before
+
+
+def _locked(statement: str = "COMMIT") -> OperationalError:
+    return OperationalError(statement, {}, sqlite3.OperationalError("database is locked"))
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_a_commit_that_keeps_failing_is_503_and_changes_nothing(app, shop, operation, monkeypatch):
+    _, request = OPERATIONS[operation]
+    before = table_contents(app)
+    attempts = []
+
+    def locked_commit(self: OrmSession) -> None:
+        attempts.append(1)
+        raise _locked()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(OrmSession, "commit", locked_commit)
+        response = request(shop)
+    assert response.status_code == 503
+    assert response.get_json() == UNAVAILABLE
+    assert response.headers["Retry-After"] == "1"
+    assert "Set-Cookie" not in response.headers
+    assert len(attempts) == 3  # tried again twice: a lock is usually released soon
+    assert table_contents(app) == before
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_a_commit_that_fails_once_is_retried_and_applied_once(app, shop, operation, monkeypatch):
+    _, request = OPERATIONS[operation]
+    real_commit = OrmSession.commit
+    failures = [_locked()]
+
+    def flaky_commit(self: OrmSession) -> None:
+        if failures:
+            raise failures.pop()
+        real_commit(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(OrmSession, "commit", flaky_commit)
+        response = request(shop)
+    assert response.status_code == 200, response.get_json()
+    assert not failures
+    _assert_applied_once(app, shop, operation)
+
+
+def _rows(app: Any, table: str) -> list[dict[str, Any]]:
+    sqla = app.extensions["sqlalchemy"]
+    with app.app_context():
+        found = sqla.session.execute(sa.select(sqla.metadata.tables[table])).all()
+        return [dict(row._mapping) for row in found]
+
+
+def _assert_applied_once(app: Any, shop: Shop, operation: str) -> None:
+    customers = {row["uuid"]: row for row in _rows(app, "evershop_customer")}
+    sessions = _rows(app, "evershop_customer_session")
+    alice = customers.get(shop.alice["uuid"])
+    live = [s for s in sessions if s["revoked_at"] is None]
+    if operation == "update":
+        assert (alice["email"], alice["full_name"], alice["version"]) == (
+            "alice@new.example",
+            "A2",
+            2,
+        )
+        assert [s["sid"] for s in live] == [shop.first.sid]
+    elif operation == "disable":
+        assert (alice["status"], alice["version"]) == (0, 2)
+        assert live == []
+    elif operation == "delete":
+        assert alice is None and sessions == []
+    elif operation == "login":
+        assert len(live) == 3
+        # The email's failure is forgotten; the client address's is kept.
+        assert len(_rows(app, "evershop_customer_login_failure")) == 1
+        assert alice["password_hash"].startswith("pbkdf2:sha256:1$")
+    elif operation == "logout":
+        assert live == []
+    assert len(customers) == {"create": 3, "delete": 1}.get(operation, 2)
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_the_response_is_built_after_the_commit(app, shop, operation):
+    signal, request = OPERATIONS[operation]
+    events: list[str] = []
+    real_commit = OrmSession.commit
+
+    def recording_commit(self: OrmSession) -> None:
+        real_commit(self)
+        events.append("commit")
+
+    # Outside the request's transaction the change is not visible yet while the signal
+    # is being sent, and is visible as soon as the response exists.
+    with app.app_context():
+        engine = sa.create_engine(app.extensions["sqlalchemy"].engine.url)
+    seen_before_commit: list[Any] = []
+
+    def look(sender: Any, **payload: Any) -> None:
+        seen_before_commit.append(_snapshot(engine))
+
+    def record(sender: Any, response: Any, **_: Any) -> None:
+        events.append(f"response {response.status_code}")
+
+    before = _snapshot(engine)
+    try:
+        with connected(signal, look), connected(request_finished, record):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(OrmSession, "commit", recording_commit)
+                response = request(shop)
+        after = _snapshot(engine)
+    finally:
+        engine.dispose()
+    assert response.status_code == 200
+    assert events == ["commit", "response 200"]
+    assert seen_before_commit == [before]
+    assert after != before
+
+
+def _snapshot(engine: sa.Engine) -> list[Any]:
+    """The customers and sessions as another connection sees them."""
+    with engine.connect() as connection:
+        return [
+            connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY {key}").all()
+            for table, key in (
+                ("evershop_customer", "customer_id"),
+                ("evershop_customer_session", "sid"),
+                ("evershop_customer_login_failure", "id"),
+            )
+        ]
