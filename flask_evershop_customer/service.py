@@ -8,6 +8,7 @@ throttling needs). The database's unique constraint decides duplicates, not a pr
 
 from __future__ import annotations
 
+import math
 import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -508,7 +509,8 @@ class CustomerService:
         ).all()
         for subject, count, oldest in rows:
             if count >= limits[subject]:
-                retry_after = int((oldest + timedelta(seconds=window) - now).total_seconds()) + 1
+                # The oldest failure leaves the window then, freeing one attempt.
+                retry_after = math.ceil((oldest + timedelta(seconds=window) - now).total_seconds())
                 security_event("login_throttled", scope="email" if subject == email_key else "ip")
                 raise TooManyRequests(retry_after)
         return {subject for subject, _, _ in rows}

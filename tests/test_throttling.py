@@ -1,0 +1,279 @@
+"""Brute-force protection (issue 4, item 3).
+
+Failed logins are counted in the database, per canonical email and per client address,
+within a sliding window. Time is moved by replacing the service's clock, never by
+sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from flask_evershop_customer import passwords as passwords_module
+from flask_evershop_customer.service import utcnow
+
+from .conftest import PASSWORD, Api, customers, db
+
+LOCKED = {"error": {"status": 429, "message": "Too many failed login attempts, try again later"}}
+INVALID = {"error": {"status": 400, "message": "Invalid email or password"}}
+WINDOW = 900
+
+
+class Clock:
+    """A settable clock for one or more apps' services."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *apps) -> None:
+        self.now = utcnow()
+        for app in apps:
+            service = app.extensions["evershop_customer"].service
+            monkeypatch.setattr(service, "_clock", lambda: self.now)
+
+    def advance(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def attempt(client, email, password="wrong password!", ip="192.0.2.10", **headers):
+    return client.post(
+        "/api/customers/sessions",
+        json={"email": email, "password": password},
+        environ_base={"REMOTE_ADDR": ip},
+        headers=headers,
+    )
+
+
+def fail(client, email, times, **kwargs):
+    for _ in range(times):
+        response = attempt(client, email, **kwargs)
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json() == INVALID
+
+
+def assert_locked(response):
+    assert response.status_code == 429
+    assert response.mimetype == "application/json"
+    assert response.get_json() == LOCKED
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= WINDOW
+    assert "Set-Cookie" not in response.headers
+    return retry_after
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """How many passwords the extension checks (a list, to count the calls)."""
+    calls = []
+    real = passwords_module.check_password_hash
+
+    def check(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(passwords_module, "check_password_hash", check)
+    return calls
+
+
+def failure_rows(app) -> int:
+    LoginFailure = customers.models.LoginFailure
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(LoginFailure))
+
+
+# -- per email ------------------------------------------------------------------------
+
+
+def test_the_sixth_attempt_is_refused_without_checking_the_password(api, client, checks):
+    api.register("alice@example.com")
+    fail(client, "alice@example.com", 5)
+    checks.clear()
+    # Even the right password is not looked at while the lockout lasts.
+    assert_locked(attempt(client, "alice@example.com", PASSWORD))
+    assert_locked(attempt(client, "alice@example.com"))
+    assert checks == []
+
+
+def test_the_lockout_looks_the_same_for_unknown_accounts(app, api, client, monkeypatch):
+    Clock(monkeypatch, app)
+    api.register("alice@example.com")
+    fail(client, "alice@example.com", 5)
+    fail(client, "nobody@example.com", 5)
+    known, unknown = attempt(client, "alice@example.com"), attempt(client, "nobody@example.com")
+    assert_locked(known)
+    assert (known.status_code, known.get_data(), known.headers["Retry-After"]) == (
+        unknown.status_code,
+        unknown.get_data(),
+        unknown.headers["Retry-After"],
+    )
+    assert sorted(known.headers.keys()) == sorted(unknown.headers.keys())
+
+
+def test_the_email_is_counted_in_its_canonical_form(api, client):
+    api.register("alice@example.com")
+    for email in ("alice@example.com", "ALICE@example.com", "Alice@Example.COM"):
+        attempt(client, email)
+    fail(client, "alice@EXAMPLE.com", 2)
+    assert_locked(attempt(client, "aLiCe@example.com", PASSWORD))
+
+
+def test_other_accounts_are_not_affected(api, client):
+    api.register("alice@example.com")
+    api.register("bob@example.com")
+    fail(client, "alice@example.com", 5)
+    assert_locked(attempt(client, "alice@example.com", PASSWORD))
+    assert attempt(client, "bob@example.com", PASSWORD).status_code == 200
+
+
+def test_the_count_holds_across_app_instances(app_factory):
+    """Two workers (or hosts) on one database share the count."""
+    first, second = app_factory(), app_factory()
+    Api(first, first.test_client()).register("alice@example.com")
+    one, two = first.test_client(), second.test_client()
+    fail(one, "alice@example.com", 3)
+    fail(two, "alice@example.com", 2)
+    assert_locked(attempt(one, "alice@example.com", PASSWORD))
+    assert_locked(attempt(two, "alice@example.com", PASSWORD))
+
+
+def test_a_success_resets_the_count(api, client):
+    api.register("alice@example.com")
+    fail(client, "alice@example.com", 4)
+    assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
+    fail(client, "alice@example.com", 4)
+    assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
+
+
+def test_the_window_slides_and_retry_after_is_exact(app, api, client, monkeypatch):
+    clock = Clock(monkeypatch, app)
+    api.register("alice@example.com")
+    fail(client, "alice@example.com", 1)
+    clock.advance(100)
+    fail(client, "alice@example.com", 4)
+    assert assert_locked(attempt(client, "alice@example.com", PASSWORD)) == WINDOW - 100
+    clock.advance(WINDOW - 101)
+    # One second before the oldest failure leaves the window: still locked, and attempts
+    # made while locked are not counted (they cannot extend the lockout).
+    assert assert_locked(attempt(client, "alice@example.com", PASSWORD)) == 1
+    clock.advance(1)
+    # The oldest failure has left the window: four remain, so one more try is allowed.
+    fail(client, "alice@example.com", 1)
+    assert assert_locked(attempt(client, "alice@example.com", PASSWORD)) == 100
+    clock.advance(100)
+    assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
+
+
+def test_the_limit_and_window_are_configurable(app_factory, monkeypatch):
+    app = app_factory(
+        EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=2, EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW=60
+    )
+    clock = Clock(monkeypatch, app)
+    client = app.test_client()
+    Api(app, client).register("alice@example.com")
+    fail(client, "alice@example.com", 2)
+    assert assert_locked(attempt(client, "alice@example.com", PASSWORD)) == 60
+    clock.advance(60)
+    assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
+
+
+def test_the_cli_lifts_a_lockout(app, api, client):
+    api.register("alice@example.com")
+    fail(client, "alice@example.com", 5)
+    assert_locked(attempt(client, "alice@example.com", PASSWORD))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["customers", "unlock", "ALICE@Example.com"])
+    assert result.exit_code == 0, result.output
+    assert "Cleared 5 failed logins" in result.output
+    assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
+
+
+def test_the_cli_refuses_an_invalid_email(app):
+    result = app.test_cli_runner().invoke(args=["customers", "unlock", "not an email"])
+    assert result.exit_code == 2
+    assert "not a valid email address" in result.output
+
+
+def test_zero_turns_throttling_off(app_factory):
+    app = app_factory(
+        EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=0
+    )
+    client = app.test_client()
+    Api(app, client).register("alice@example.com")
+    fail(client, "alice@example.com", 8)
+    assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
+    assert failure_rows(app) == 0
+
+
+def test_failures_are_stored_under_digests_only(app, api, client):
+    """The failure table holds no email and no address in clear."""
+    api.register("alice@example.com")
+    fail(client, "alice@example.com", 2, ip="203.0.113.99")
+    LoginFailure = customers.models.LoginFailure
+    with app.app_context():
+        subjects = db.session.scalars(sa.select(LoginFailure.subject)).all()
+    assert len(subjects) == 4
+    for subject in subjects:
+        assert "alice" not in subject and "203.0.113" not in subject
+        assert len(subject) == 64 and set(subject) <= set("0123456789abcdef")
+
+
+# -- per client address ---------------------------------------------------------------
+
+
+@pytest.fixture
+def ip_limited(app_factory):
+    app = app_factory(
+        EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=3
+    )
+    Api(app, app.test_client()).register("alice@example.com")
+    return app
+
+
+def test_one_address_is_limited_across_emails(ip_limited, checks):
+    client = ip_limited.test_client()
+    for number in range(3):
+        fail(client, f"guess{number}@example.com", 1, ip="203.0.113.7")
+    checks.clear()
+    assert_locked(attempt(client, "alice@example.com", PASSWORD, ip="203.0.113.7"))
+    assert checks == []
+    assert attempt(client, "alice@example.com", PASSWORD, ip="198.51.100.2").status_code == 200
+
+
+def test_forwarding_headers_are_not_trusted_by_default(ip_limited):
+    client = ip_limited.test_client()
+    for number in range(3):
+        fail(
+            client,
+            f"guess{number}@example.com",
+            1,
+            ip="203.0.113.7",
+            **{"X-Forwarded-For": f"198.51.100.{number}", "X-Real-IP": f"198.51.100.{number}"},
+        )
+    response = attempt(
+        client, "alice@example.com", PASSWORD, ip="203.0.113.7", **{"X-Forwarded-For": "10.9.8.7"}
+    )
+    assert_locked(response)
+
+
+def test_behind_proxyfix_the_forwarded_client_is_counted(ip_limited):
+    """What the README tells hosts behind one reverse proxy to do."""
+    ip_limited.wsgi_app = ProxyFix(ip_limited.wsgi_app, x_for=1)
+    client = ip_limited.test_client()
+    proxy = "10.0.0.1"
+    for number in range(3):
+        fail(
+            client,
+            f"guess{number}@example.com",
+            1,
+            ip=proxy,
+            **{"X-Forwarded-For": "203.0.113.7"},
+        )
+    locked = attempt(
+        client, "alice@example.com", PASSWORD, ip=proxy, **{"X-Forwarded-For": "203.0.113.7"}
+    )
+    assert_locked(locked)
+    other = attempt(
+        client, "alice@example.com", PASSWORD, ip=proxy, **{"X-Forwarded-For": "198.51.100.2"}
+    )
+    assert other.status_code == 200
