@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
@@ -20,6 +19,7 @@ from .errors import (
     error_response,
     from_http_exception,
 )
+from .openapi import document_text
 from .schemas import (
     customer_body,
     dump_json,
@@ -157,9 +157,7 @@ def _clear_token_cookie(response: Response) -> None:
 
 def openapi_document() -> Response:
     """``GET /customers/openapi.json``: the OpenAPI 3.1 document of these endpoints."""
-    text = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
-    prefix = app_state().settings.url_prefix
-    response = Response(text.replace("{URL_PREFIX}", prefix), mimetype="application/json")
+    response = Response(document_text(app_state().settings), mimetype="application/json")
     response.cache_control.public = True
     response.cache_control.max_age = 3600
     return response
