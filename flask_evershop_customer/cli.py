@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from flask import current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import with_appcontext
 
 from .schemas import canonical_email
 
+if TYPE_CHECKING:
+    from .extension import AppState
 
-def add_commands(group: AppGroup) -> None:
+
+def add_commands(group: click.Group) -> None:
     """Attach the extension's commands to the blueprint's ``customers`` group."""
     group.add_command(admin_cookie)
     group.add_command(purge_sessions)
     group.add_command(unlock)
 
 
-def _state():  # type: ignore[no-untyped-def]
+def _state() -> AppState:
     from .extension import get_state
 
     return get_state(current_app)

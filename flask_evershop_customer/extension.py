@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from flask import Flask, Response, current_app
 from flask.blueprints import BlueprintSetupState
@@ -77,7 +78,7 @@ class EverShopCustomer:
 
     def _on_register(self, state: BlueprintSetupState) -> None:
         """Blueprint hook: runs before the blueprint's routes are added to the app."""
-        app = state.app
+        app = cast(Flask, state.app)
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("EverShopCustomer is already set up on this app")
         if app.extensions.get("sqlalchemy") is not self.db:
@@ -119,7 +120,7 @@ class EverShopCustomer:
 
     def login_admin(self, response: Response, admin_id: str) -> Response:
         """Set the admin cookie on ``response``, after the host's own admin login."""
-        state = get_state(current_app)  # type: ignore[arg-type]
+        state = get_state(current_app)
         response.set_cookie(
             state.settings.admin_cookie_name,
             state.admin_cookies.sign(admin_id),
@@ -133,7 +134,7 @@ class EverShopCustomer:
 
     def logout_admin(self, response: Response) -> Response:
         """Clear the admin cookie on ``response``."""
-        state = get_state(current_app)  # type: ignore[arg-type]
+        state = get_state(current_app)
         response.delete_cookie(
             state.settings.admin_cookie_name,
             path="/",
@@ -146,4 +147,4 @@ class EverShopCustomer:
     @property
     def service(self) -> CustomerService:
         """The current app's :class:`CustomerService`, for use outside requests."""
-        return get_state(current_app).service  # type: ignore[arg-type]
+        return get_state(current_app).service

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -35,7 +35,16 @@ def exact_string(length: int) -> sa.types.TypeEngine[str]:
     )
 
 
-class CustomerColumns:
+class _Mapped:
+    """What the concrete classes get from ``db.Model``, for the type checker."""
+
+    if TYPE_CHECKING:
+        __table__: ClassVar[sa.Table]
+
+        def __init__(self, **columns: Any) -> None: ...
+
+
+class CustomerColumns(_Mapped):
     """A customer account. ``uuid`` is the public id; ``email_canonical`` is unique."""
 
     customer_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -67,7 +76,7 @@ class CustomerColumns:
         return f"<Customer {self.uuid}>"
 
 
-class SessionColumns:
+class SessionColumns(_Mapped):
     """A login session: the JWT's ``sid``. Live while unrevoked and unexpired."""
 
     sid: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
@@ -96,7 +105,7 @@ class SessionColumns:
         return f"<CustomerSession {self.sid}>"
 
 
-class LoginFailureColumns:
+class LoginFailureColumns(_Mapped):
     """One failed login, under the hashed email or the hashed client address."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)

@@ -5,6 +5,8 @@ Revises:
 Create Date: 2026-11-26
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -14,7 +16,7 @@ down_revision = None
 branch_labels = ("evershop_customer",)
 depends_on = None
 
-MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
 
 def upgrade() -> None:
