@@ -326,7 +326,11 @@ class CustomerService:
             )
 
         result: LoginResult = self._atomic(work)
-        security_event("login", customer=customer.uuid, sid=result.sid, client=client_address)
+        # From the snapshot: after the commit the loaded customer is expired, and reading
+        # it again would be one more query, outside the request's transaction.
+        security_event(
+            "login", customer=result.customer.uuid, sid=result.sid, client=client_address
+        )
         return result
 
     def logout(self, ids: list[str], actor: Actor) -> list[str]:

@@ -220,7 +220,7 @@ def _assert_applied_once(app: Any, shop: Shop, operation: str) -> None:
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_the_response_is_built_after_the_commit(app, shop, operation):
+def test_the_response_is_built_after_the_commit_and_without_sql(app, shop, operation):
     signal, request = OPERATIONS[operation]
     events: list[str] = []
     real_commit = OrmSession.commit
@@ -241,7 +241,13 @@ def test_the_response_is_built_after_the_commit(app, shop, operation):
     def record(sender: Any, response: Any, **_: Any) -> None:
         events.append(f"response {response.status_code}")
 
+    def statement(*_: Any) -> None:
+        events.append("sql")
+
+    with app.app_context():
+        app_engine = app.extensions["sqlalchemy"].engine
     before = _snapshot(engine)
+    sa.event.listen(app_engine, "before_cursor_execute", statement)
     try:
         with connected(signal, look), connected(request_finished, record):
             with pytest.MonkeyPatch.context() as patch:
@@ -249,9 +255,13 @@ def test_the_response_is_built_after_the_commit(app, shop, operation):
                 response = request(shop)
         after = _snapshot(engine)
     finally:
+        sa.event.remove(app_engine, "before_cursor_execute", statement)
         engine.dispose()
     assert response.status_code == 200
-    assert events == ["commit", "response 200"]
+    # One commit, then the response: nothing after the commit can fail and turn a
+    # committed change into an error (or read outside the transaction).
+    assert events[events.index("commit") :] == ["commit", "response 200"]
+    assert "sql" in events
     assert seen_before_commit == [before]
     assert after != before
 
