@@ -1,0 +1,295 @@
+"""Cookies and cross-site request forgery (issue 4, item 5; DESIGN.md §3).
+
+The token and admin cookies are HttpOnly and SameSite=Lax, and Secure unless the app is
+in debug or testing mode (or EVERSHOP_CUSTOMER_COOKIE_SECURE says otherwise). A write
+authenticated by a cookie is refused when the browser says it comes from another site;
+a cookie-authenticated POST with a body must be JSON; bearer requests need no check.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import jsonify
+
+from .conftest import PASSWORD, Api, customers
+
+FOREIGN_ORIGINS = [
+    "https://evil.example",
+    "null",  # sandboxed frames, some redirects
+    "https://localhost",  # another scheme
+    "http://localhost:8080",  # another port
+    "http://localhost.evil.example",
+    "http://evil.example/http://localhost",
+]
+
+
+def cookie_attributes(header: str) -> tuple[str, str, dict[str, str]]:
+    """Name, value and attributes (lower-cased names) of one Set-Cookie header."""
+    pair, *attributes = [part.strip() for part in header.split(";")]
+    name, _, value = pair.partition("=")
+    parsed = {}
+    for attribute in attributes:
+        key, _, val = attribute.partition("=")
+        parsed[key.lower()] = val
+    return name, value, parsed
+
+
+def add_admin_routes(app):
+    @app.post("/admin/login")
+    def admin_login():
+        return customers.login_admin(jsonify({"ok": True}), "admin-1")
+
+    @app.post("/admin/logout")
+    def admin_logout():
+        return customers.logout_admin(jsonify({"ok": True}))
+
+    return app
+
+
+def all_cookies(app) -> list[tuple[str, str, dict[str, str]]]:
+    """Every cookie the extension sets or clears, in order: token set, token cleared,
+    admin set, admin cleared."""
+    add_admin_routes(app)
+    client = app.test_client(use_cookies=False)
+    Api(app, client).register("c@example.com")
+    login = client.post(
+        "/api/customers/sessions", json={"email": "c@example.com", "password": PASSWORD}
+    )
+    token = login.get_json()["data"]["token"]
+    sid = login.get_json()["data"]["sid"]
+    logout = client.post(f"/api/customers/sessions/{sid}", headers={"Cookie": f"token={token}"})
+    headers = [
+        login.headers["Set-Cookie"],
+        logout.headers["Set-Cookie"],
+        client.post("/admin/login").headers["Set-Cookie"],
+        client.post("/admin/logout").headers["Set-Cookie"],
+    ]
+    return [cookie_attributes(header) for header in headers]
+
+
+@pytest.mark.parametrize(
+    ("config", "secure"),
+    [
+        ({"TESTING": False}, True),  # production: Secure
+        ({"TESTING": True}, False),
+        ({"TESTING": False, "DEBUG": True}, False),
+        ({"TESTING": True, "EVERSHOP_CUSTOMER_COOKIE_SECURE": True}, True),
+        ({"TESTING": False, "EVERSHOP_CUSTOMER_COOKIE_SECURE": False}, False),
+    ],
+)
+def test_cookie_attributes(app_factory, config, secure):
+    app = app_factory(**config)
+    cookies = all_cookies(app)
+    assert [name for name, _, _ in cookies] == ["token", "token", "asid", "asid"]
+    for name, _, attributes in cookies:
+        assert "httponly" in attributes, name
+        assert attributes["samesite"] == "Lax", name
+        assert attributes["path"] == "/", name
+        assert ("secure" in attributes) is secure, (name, attributes)
+        assert "domain" not in attributes, name  # host-only
+    (_, token, set_token), (_, cleared, clear_token) = cookies[0], cookies[1]
+    assert token.count(".") == 2 and set_token["max-age"] == "172800"
+    assert cleared == "" and clear_token["max-age"] == "0"
+    assert cookies[2][2]["max-age"] == "86400" and cookies[3][2]["max-age"] == "0"
+
+
+def test_a_failed_login_sets_no_cookie(api, client):
+    api.register("c@example.com")
+    response = client.post(
+        "/api/customers/sessions", json={"email": "c@example.com", "password": "nope nope"}
+    )
+    assert "Set-Cookie" not in response.headers
+
+
+# -- cross-site writes ------------------------------------------------------------------
+
+
+class Browser:
+    """A logged-in customer in a browser: the token lives in the cookie jar only."""
+
+    def __init__(self, app, api) -> None:
+        self.customer = api.register("b@example.com", full_name="Browser User")
+        self.client = app.test_client()
+        response = self.client.post(
+            "/api/customers/sessions", json={"email": "b@example.com", "password": PASSWORD}
+        )
+        self.sid = response.get_json()["data"]["sid"]
+        self.token = response.get_json()["data"]["token"]
+        self.url = f"/api/customers/{self.customer['uuid']}"
+        self.api = api
+
+    def alive(self) -> bool:
+        """Whether the session still works and the record is unchanged (by bearer)."""
+        response = self.api.client.patch(
+            self.url, json={}, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        return response.status_code == 200 and response.get_json()["data"]["full_name"] == (
+            "Browser User"
+        )
+
+
+@pytest.fixture
+def browser(app, api) -> Browser:
+    return Browser(app, api)
+
+
+def refused_403(response):
+    assert response.status_code == 403
+    assert response.get_json() == {
+        "error": {
+            "status": 403,
+            "message": "Cross-site requests with cookie credentials are not allowed",
+        }
+    }
+
+
+def test_cookie_writes_from_another_origin_are_refused(browser):
+    for origin in FOREIGN_ORIGINS:
+        headers = {"Origin": origin}
+        refused_403(browser.client.patch(browser.url, json={"full_name": "X"}, headers=headers))
+        refused_403(browser.client.delete(browser.url, headers=headers))
+        refused_403(browser.client.post(f"/api/customers/sessions/{browser.sid}", headers=headers))
+        refused_403(
+            browser.client.delete(f"/api/customers/sessions/{browser.sid}", headers=headers)
+        )
+    assert browser.alive()
+
+
+def test_sec_fetch_site_cross_site_is_refused_without_origin(browser):
+    headers = {"Sec-Fetch-Site": "cross-site"}
+    refused_403(browser.client.patch(browser.url, json={"full_name": "X"}, headers=headers))
+    refused_403(browser.client.post(f"/api/customers/sessions/{browser.sid}", headers=headers))
+    assert browser.alive()
+
+
+SAME_ORIGIN_HEADERS = [
+    {},  # curl, servers and test clients send neither header
+    {"Origin": "http://localhost"},
+    {"Origin": "HTTP://LOCALHOST"},
+    {"Sec-Fetch-Site": "same-origin"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Sec-Fetch-Site": "none"},  # typed into the address bar: no forgery
+    {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+]
+
+
+def test_same_origin_cookie_writes_pass(browser):
+    for number, headers in enumerate(SAME_ORIGIN_HEADERS):
+        name = f"Renamed {number}"
+        response = browser.client.patch(browser.url, json={"full_name": name}, headers=headers)
+        assert response.status_code == 200, headers
+        assert response.get_json()["data"]["full_name"] == name
+
+
+def test_origin_wins_over_sec_fetch_site(browser):
+    headers = {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}
+    refused_403(browser.client.patch(browser.url, json={"full_name": "X"}, headers=headers))
+
+
+def test_the_admin_cookie_is_checked_too(app, api):
+    add_admin_routes(app)
+    target = api.register("t@example.com")
+    admin = app.test_client()
+    admin.post("/admin/login")
+    url = f"/api/customers/{target['uuid']}"
+    refused_403(admin.patch(url, json={"status": 0}, headers={"Origin": "https://evil.example"}))
+    refused_403(admin.delete(url, headers={"Sec-Fetch-Site": "cross-site"}))
+    response = admin.patch(url, json={}, headers={"Origin": "http://localhost"})
+    assert response.get_json()["data"]["status"] == 1
+
+
+def test_bearer_requests_need_no_origin_check(api, client):
+    data = api.register("m@example.com")
+    login = api.login("m@example.com")
+    headers = {**login.headers, "Origin": "https://app.example", "Sec-Fetch-Site": "cross-site"}
+    response = client.patch(
+        f"/api/customers/{data['uuid']}", json={"full_name": "M"}, headers=headers
+    )
+    assert response.status_code == 200
+    response = client.post(f"/api/customers/sessions/{login.sid}", headers=headers)
+    assert response.status_code == 200
+
+
+def test_a_bearer_token_from_another_origin_wins_over_the_cookie(browser, api):
+    """A request that carries both is judged by the bearer token, which a forging site
+    cannot attach without a CORS preflight."""
+    api.register("other@example.com")
+    other = api.login("other@example.com")
+    headers = {**other.headers, "Origin": "https://evil.example"}
+    response = browser.client.patch(browser.url, json={"full_name": "X"}, headers=headers)
+    # Refused as Other editing someone else's record, not as a cross-site cookie write.
+    assert response.status_code == 403
+    assert response.get_json()["error"]["message"] == "You can only manage your own account"
+    assert browser.alive()
+
+
+# -- cookie POSTs must be JSON --------------------------------------------------------------
+
+
+NON_JSON_BODIES = [
+    ("application/x-www-form-urlencoded", b"full_name=X"),
+    ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="a"'),
+    ("text/plain", b'{"full_name": "X"}'),
+]
+
+
+def test_a_cookie_post_or_patch_with_a_non_json_body_is_refused(browser):
+    for content_type, body in NON_JSON_BODIES:
+        logout = browser.client.post(
+            f"/api/customers/sessions/{browser.sid}", data=body, content_type=content_type
+        )
+        assert logout.status_code == 415, content_type
+        assert logout.get_json()["error"]["status"] == 415
+        patch = browser.client.patch(browser.url, data=body, content_type=content_type)
+        assert patch.status_code == 415, content_type
+    assert browser.alive()
+
+
+def test_a_form_cannot_log_a_browser_in(api, app):
+    """Login CSRF: a cross-site HTML form (or a CORS-safelisted fetch) can only send
+    form or text bodies, and login takes JSON only, so no cookie is planted."""
+    api.register("victim@example.com")
+    client = app.test_client()
+    for content_type, body in [
+        ("application/x-www-form-urlencoded", b"email=victim%40example.com&password=x"),
+        ("text/plain", b'{"email": "victim@example.com", "password": "correct horse battery"}'),
+    ]:
+        response = client.post(
+            "/api/customers/sessions",
+            data=body,
+            content_type=content_type,
+            headers={"Origin": "https://evil.example"},
+        )
+        assert response.status_code == 415
+        assert "Set-Cookie" not in response.headers
+
+
+def test_the_body_less_cookie_logout_of_the_docs_works(browser):
+    response = browser.client.post(f"/api/customers/sessions/{browser.sid}")
+    assert response.status_code == 200
+    assert not browser.alive()
+
+
+# -- logout is never a GET ----------------------------------------------------------------------
+
+
+def test_logout_is_never_a_safe_method(browser):
+    for method in ("get", "head"):
+        for url in (
+            f"/api/customers/sessions/{browser.sid}",
+            f"/api/customers/sessions/{browser.customer['uuid']}",
+            f"/api/customers/sessions/{browser.sid}?_method=DELETE",
+        ):
+            response = getattr(browser.client, method)(url)
+            assert response.status_code == 405, (method, url)
+            assert "GET" not in response.headers["Allow"]
+    assert browser.alive()
+
+
+def test_a_method_override_header_is_ignored(browser):
+    for name in ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"):
+        response = browser.client.get(
+            f"/api/customers/sessions/{browser.sid}", headers={name: "DELETE"}
+        )
+        assert response.status_code == 405
+    assert browser.alive()
