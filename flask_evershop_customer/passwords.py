@@ -39,7 +39,7 @@ def policy_violation(
     if length > PASSWORD_MAX_LENGTH:
         return f"must NOT have more than {PASSWORD_MAX_LENGTH} characters"
     if "\x00" in password:
-        # Some systems (bcrypt among them) end a password at the first NUL.
+        # HMAC-based hashes (PBKDF2, scrypt) ignore trailing NULs; bcrypt stops at one.
         return "must not contain the NUL character"
     folded = password.casefold()
     if folded in common_passwords():
@@ -71,12 +71,18 @@ class PasswordHasher:
         return generate_password_hash(normalize(password), method=self.method)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
-        """Check ``password`` against ``stored_hash``; with None, burn one dummy check."""
-        if stored_hash is None:
-            check_password_hash(self.dummy_hash, normalize(password))
+        """Check ``password`` against ``stored_hash``; with None, burn one dummy check.
+
+        A password with a NUL never matches: HMAC pads a short key with zero bytes, so
+        PBKDF2 and scrypt would take ``secret`` and ``secret\\x00`` for the same password.
+        (New passwords cannot contain NUL; see :func:`policy_violation`.)
+        """
+        candidate = normalize(password)
+        if stored_hash is None or "\x00" in candidate:
+            check_password_hash(self.dummy_hash, candidate)
             return False
         try:
-            return check_password_hash(stored_hash, normalize(password))
+            return check_password_hash(stored_hash, candidate)
         except ValueError:
             # A hash written by another system with a method Werkzeug does not know.
             return False

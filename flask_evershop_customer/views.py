@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import OperationalError, StatementError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from .auth import app_state, authenticate
 from .errors import (
@@ -186,10 +188,26 @@ ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
     ("/customers", "create_customer", create_customer, ("POST",)),
     ("/customers/openapi.json", "openapi", openapi_document, ("GET", "HEAD")),
     ("/customers/sessions", "create_session", create_session, ("POST",)),
-    ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),
+    (
+        "/customers/sessions/<evershop_path:ids>",
+        "delete_sessions",
+        delete_sessions,
+        ("DELETE", "POST"),
+    ),
     ("/customers/<customer_id>", "update_customer", update_customer, ("PATCH",)),
     ("/customers/<customer_id>", "delete_customer", delete_customer, ("DELETE",)),
 ]
+
+
+class AnyPathConverter(PathConverter):
+    """Werkzeug's ``path`` converter, but matching a newline too (its ``.`` does not), so
+    that no path under ``{prefix}/customers/`` falls out of the JSON envelope."""
+
+    regex = r"[^/][\s\S]*?"
+
+
+def _add_path_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("evershop_path", AnyPathConverter)
 
 
 def create_blueprint(extension: EverShopCustomer) -> Blueprint:
@@ -200,6 +218,7 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
     )
     # First in line: it may move the prefix before the rules below are added.
     blueprint.record(extension._on_register)
+    blueprint.record(_add_path_converter)
 
     allowed_by_path: dict[str, tuple[str, ...]] = {}
     for path, endpoint, view, methods in ROUTES:
@@ -227,7 +246,7 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
         "/customers/", "not_found", not_found, methods=ALL_METHODS, provide_automatic_options=False
     )
     blueprint.add_url_rule(
-        "/customers/<path:rest>",
+        "/customers/<evershop_path:rest>",
         "not_found_below",
         not_found,
         methods=ALL_METHODS,

@@ -265,6 +265,17 @@ def test_nul_in_a_new_password_is_refused(client):
     refused(register(client, "abcd\x00efgh"), "/password must not contain the NUL character")
 
 
+def test_a_trailing_nul_does_not_log_in(api, client, hasher_spy):
+    """HMAC pads short keys with zero bytes, so PBKDF2 and scrypt alone would accept
+    ``password + "\\x00"`` for ``password``: the exact password is required."""
+    api.register("nul@example.com")
+    hasher_spy.reset()
+    for suffix in ("\x00", "\x00\x00\x00"):
+        refused(login(client, "nul@example.com", PASSWORD + suffix), "Invalid email or password")
+    assert (hasher_spy.checks, hasher_spy.hashes) == (2, 0)
+    assert login(client, "nul@example.com", PASSWORD).status_code == 200
+
+
 # -- policy: NFKC equivalence ---------------------------------------------------------
 
 
