@@ -14,6 +14,8 @@ and runs ``flask db upgrade heads``. This folder is also a complete Alembic envi
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,34 @@ VERSIONS_DIRECTORY = str(Path(MIGRATIONS_DIRECTORY) / "versions")
 BRANCH = "evershop_customer"
 
 
+#: Alembic's names for the separator of path lists (``path_separator``).
+SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+
+
 def add_version_location(config: Any) -> Any:
     """Add this package's revisions to an Alembic ``Config``'s ``version_locations``,
-    keeping the host's own ``versions`` folder. Returns ``config``."""
-    current = config.get_main_option("version_locations")
-    if not current:
-        current = str(Path(config.get_main_option("script_location")) / "versions")
-    locations = current.split()
+    keeping the host's own ``versions`` folder. Returns ``config``.
+
+    The list is written with the separator the host's configuration names; without one
+    (Alembic's legacy splitting on spaces and commas, deprecated since Alembic 1.16) it
+    is written with ``os.pathsep`` and ``path_separator = os`` (``version_path_separator``
+    too, for Alembic before 1.16).
+    """
+    current = config.get_main_option("version_locations") or ""
+    named = config.get_main_option("path_separator") or config.get_main_option(
+        "version_path_separator"
+    )
+    if named:
+        separator = SEPARATORS.get(named, os.pathsep)
+        locations = [item.strip() for item in current.split(separator) if item.strip()]
+    else:
+        separator = os.pathsep
+        locations = [item for item in re.split(r", *| +", current) if item]
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_path_separator", "os")
+    if not locations:
+        locations = [str(Path(config.get_main_option("script_location")) / "versions")]
     if VERSIONS_DIRECTORY not in locations:
         locations.append(VERSIONS_DIRECTORY)
-    config.set_main_option("version_locations", " ".join(locations))
+    config.set_main_option("version_locations", separator.join(locations))
     return config
