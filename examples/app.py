@@ -36,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "shop.sqlite"),
         EXAMPLE_AUTO_UPGRADE=True,
+        EXAMPLE_EXPOSE_WORKER_PID=False,
     )
     app.config.from_prefixed_env()
     if test_config is not None:
@@ -47,13 +48,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     customers.init_app(app)
     migrate.init_app(app, db)
     _add_admin_login(app)
+    if app.config["EXAMPLE_EXPOSE_WORKER_PID"]:
+        _expose_worker_pid(app)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)
         if app.config["EXAMPLE_AUTO_UPGRADE"]:
             upgrade(revision="heads")
+            # No pooled connection outlives start-up: a pre-forking server (gunicorn
+            # --preload) must not hand one connection to several workers.
+            db.engine.dispose()
     return app
+
+
+def _expose_worker_pid(app: Flask) -> None:
+    """``X-Worker-Pid`` on every response: which process answered (for tests and demos
+    of several workers; off by default)."""
+
+    @app.after_request
+    def add_worker_pid(response: Response) -> Response:
+        response.headers["X-Worker-Pid"] = str(os.getpid())
+        return response
 
 
 def _ensure_generated_settings(app: Flask) -> None:
