@@ -3,7 +3,8 @@
 Every connection has exactly one request in flight; when its response is complete the
 next request goes out on the same connection. Requests are prepared bytes, responses
 are parsed just enough (status, ``Content-Length``), so the client costs a few tens of
-microseconds per request and never needs a thread.
+microseconds per request and needs no thread. It runs in the benchmark's own process,
+apart from gunicorn's.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class Connection:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = bytearray()
         self.sent_at = 0.0
+        self.series = 0
 
     def request(self, data: bytes) -> Response:
         """Send one request and wait (blocking, with the socket's timeout) for the answer."""
@@ -147,58 +149,54 @@ def open_balanced(
 
 @dataclass
 class PhaseResult:
-    """What one timed phase measured."""
+    """What one series measured in one timed phase."""
 
     latencies: list[float] = field(default_factory=list)
-    #: Completion times of the requests that finished before the deadline.
-    completions: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
     exhausted: bool = False
 
-    @property
-    def requests(self) -> int:
-        return len(self.latencies)
 
-
-def run_phase(
+def run_mix(
     connections: list[Connection],
-    make_request: RequestFactory,
+    factories: list[RequestFactory],
     *,
     duration: float,
-    max_requests: int,
     drain_timeout: float = 60.0,
-) -> PhaseResult:
-    """Drive ``connections`` for ``duration`` seconds or ``max_requests`` requests,
-    whichever ends first, then wait (bounded) for the requests still in flight.
+) -> list[PhaseResult]:
+    """Drive ``connections`` for ``duration`` seconds, interleaving the series request
+    by request: connection ``i`` sends a request of series ``i``, then ``i + 1``, ...
+    (modulo the number of series), so every series meets the same moments, workers
+    and neighbours. Stops early when a factory runs out of requests. Then waits
+    (bounded) for the requests still in flight.
 
-    Only responses completed before the deadline count; 2xx is success, anything else
-    an error (the first one's body is kept).
+    Only responses completed before the deadline are timed; 2xx is success, anything
+    else an error (the first one's status and body are kept).
     """
-    result = PhaseResult()
+    results = [PhaseResult() for _ in factories]
     selector = selectors.DefaultSelector()
-    issued = 0
     in_flight = 0
-    start = time.perf_counter()
-    deadline = start + duration
+    stopped = False
+    deadline = time.perf_counter() + duration
+    turn = [index % len(factories) for index in range(len(connections))]
 
-    def send(index: int, connection: Connection) -> bool:
-        nonlocal issued, in_flight
-        if issued >= max_requests or time.perf_counter() >= deadline:
-            return False
-        data = make_request(index)
+    def send(index: int, connection: Connection) -> None:
+        nonlocal in_flight, stopped
+        if stopped or time.perf_counter() >= deadline:
+            return
+        series = turn[index]
+        data = factories[series](index)
         if data is None:
-            result.exhausted = True
-            return False
-        issued += 1
+            results[series].exhausted = stopped = True
+            return
+        turn[index] = (series + 1) % len(factories)
+        connection.series = series
         in_flight += 1
         connection.sent_at = time.perf_counter()
         connection.sock.sendall(data)
-        return True
 
     try:
         for index, connection in enumerate(connections):
-            connection.sock.setblocking(True)
             selector.register(connection.sock, selectors.EVENT_READ, (index, connection))
             send(index, connection)
         drain_deadline = deadline + drain_timeout
@@ -219,9 +217,9 @@ def run_phase(
                 del connection.buffer[:used]
                 done = time.perf_counter()
                 in_flight -= 1
+                result = results[connection.series]
                 if done <= deadline:
                     result.latencies.append(done - connection.sent_at)
-                    result.completions.append(done)
                 if not 200 <= response.status < 300:
                     result.errors += 1
                     if not result.first_error:
@@ -232,4 +230,4 @@ def run_phase(
                 send(index, connection)
     finally:
         selector.close()
-    return result
+    return results
