@@ -58,26 +58,46 @@ def _admin_actor(state: AppState) -> Actor | None:
 
 def _customer_actor(state: AppState) -> tuple[Actor, bool] | None:
     """The customer behind the bearer token or, without one, the token cookie."""
-    token = _bearer_token()
-    from_cookie = token is None
-    if token is None:
-        token = request.cookies.get(state.settings.token_cookie_name)
-        if not token:
-            return None
     try:
+        token = _bearer_token()
+        from_cookie = token is None
+        if token is None:
+            token = request.cookies.get(state.settings.token_cookie_name)
+            if not token:
+                return None
         customer, sid = state.service.authenticate(token)
-    except Unauthorized:
-        security_event("token_rejected", path=request.path, client=request.remote_addr)
+    except Unauthorized as error:
+        security_event(
+            "token_rejected",
+            path=request.path,
+            client=request.remote_addr,
+            reason=error.message,
+        )
         raise
     return Actor(customer=customer, sid=sid), from_cookie
 
 
-def authenticate(*, admin_only: bool = False) -> Actor:
+def _denied(event: str, actor: Actor | None, **fields: str | None) -> None:
+    """Log an authorization failure with who asked: customer uuid, hashed sid, admin."""
+    security_event(
+        event,
+        customer=actor.customer.uuid if actor is not None and actor.customer else None,
+        sid=actor.sid if actor is not None else None,
+        admin=actor.admin_id if actor is not None else None,
+        path=request.path,
+        client=request.remote_addr,
+        **fields,
+    )
+
+
+def authenticate(*, admin_only: bool = False, quiet: bool = False) -> Actor:
     """The caller of this request (cached for the request).
 
     An admin cookie wins over a customer token. :class:`Unauthorized` without valid
     credentials, :class:`Forbidden` for a customer where an admin is needed, or for a
-    cookie-authenticated write sent from another site.
+    cookie-authenticated write sent from another site. Each refusal is logged on the
+    security log; ``quiet`` leaves a request without any credentials unlogged (for
+    :data:`current_customer`, which anonymous pages may consult).
     """
     cached = g.get(_ACTOR_KEY)
     if cached is None:
@@ -87,14 +107,17 @@ def authenticate(*, admin_only: bool = False) -> Actor:
         if actor is None:
             found = _customer_actor(state)
             if found is None:
+                if not quiet:
+                    _denied("unauthenticated", None)
                 raise Unauthorized()
             actor, via_cookie = found
         if via_cookie and request.method not in SAFE_METHODS and _cross_site():
-            security_event("cross_site_refused", path=request.path, origin=_origin_hint())
+            _denied("cross_site_refused", actor, origin=_origin_hint())
             raise Forbidden("Cross-site requests with cookie credentials are not allowed")
         cached = actor
         setattr(g, _ACTOR_KEY, actor)
     if admin_only and not cached.is_admin:
+        _denied("forbidden", cached, reason="admin only")
         raise Forbidden("Admin credentials are required")
     return cast(Actor, cached)
 
@@ -117,6 +140,7 @@ def _guard(admin_only: bool) -> Callable[[F], F]:
             try:
                 actor = authenticate(admin_only=admin_only)
                 if not admin_only and actor.customer is None:
+                    _denied("forbidden", actor, reason="customer only")
                     raise Forbidden("Customer credentials are required")
             except APIError as error:
                 return error_response(error)
@@ -135,7 +159,7 @@ customer_required = _guard(admin_only=False)
 
 def _load_current_customer() -> CustomerColumns | None:
     try:
-        return authenticate().customer
+        return authenticate(quiet=True).customer
     except APIError:
         return None
 

@@ -223,6 +223,13 @@ class CustomerService:
         """
         self.authorize(actor, customer)
         if changes.status is not None and not actor.is_admin:
+            security_event(
+                "forbidden",
+                customer=actor.customer.uuid if actor.customer is not None else None,
+                sid=actor.sid,
+                target=customer.uuid,
+                reason="status is admin-only",
+            )
             raise Forbidden("/status can only be changed by an admin")
         password_hash = self.hasher.hash(changes.password) if changes.password else None
         customer_id = customer.customer_id
@@ -274,7 +281,7 @@ class CustomerService:
         now = self._clock()
         email_key = fingerprint("email:" + credentials.email_canonical, 64)
         ip_key = fingerprint("ip:" + client_address, 64)
-        earlier_failures = self._check_throttle(email_key, ip_key, now)
+        earlier_failures = self._check_throttle(email_key, ip_key, now, client_address)
         Customer = self._models.Customer
         customer = self._session.scalars(
             sa.select(Customer).where(Customer.email_canonical == credentials.email_canonical)
@@ -379,12 +386,14 @@ class CustomerService:
                 raise Forbidden("You can only end your own sessions")
 
         def work() -> _Unit:
-            ended = list(owners)
+            ended = dict(owners)  # every session ended here -> its customer_id
             if customer_ids:
-                ended.extend(
-                    self._session.scalars(
-                        sa.select(Session.sid).where(
-                            Session.customer_id.in_(customer_ids), live, Session.sid.not_in(ended)
+                ended.update(
+                    self._session.execute(
+                        sa.select(Session.sid, Session.customer_id).where(
+                            Session.customer_id.in_(customer_ids),
+                            live,
+                            Session.sid.not_in(list(owners)),
                         )
                     ).all()
                 )
@@ -393,22 +402,24 @@ class CustomerService:
                 condition = sa.or_(condition, Session.customer_id.in_(customer_ids))
             self._session.execute(sa.update(Session).where(condition, live).values(revoked_at=now))
             events = []
+            uuids: dict[int, str] = {}
             for owner_id in {*owners.values(), *customer_ids}:
                 owner = self._session.get(self._models.Customer, owner_id)
                 if owner is not None:
-                    owner_sids = [s for s in ended if owners.get(s, owner_id) == owner_id]
+                    uuids[owner_id] = owner.uuid
+                    owner_sids = [sid for sid, of in ended.items() if of == owner_id]
                     events.append(
                         (
                             signals.customer_logged_out,
                             {"customer": record_of(owner).public(), "sids": owner_sids},
                         )
                     )
-            return _Unit(ended, events)
+            return _Unit([(sid, uuids.get(of)) for sid, of in ended.items()], events)
 
-        ended: list[str] = self._atomic(work)
-        for sid in ended:
-            security_event("logout", sid=sid, by_admin=actor.admin_id)
-        return ended
+        ended: list[tuple[str, str | None]] = self._atomic(work)
+        for sid, customer_uuid in ended:
+            security_event("logout", customer=customer_uuid, sid=sid, by_admin=actor.admin_id)
+        return [sid for sid, _ in ended]
 
     # -- maintenance ------------------------------------------------------------------
 
@@ -453,6 +464,7 @@ class CustomerService:
             security_event(
                 "forbidden",
                 customer=actor.customer.uuid if actor.customer is not None else None,
+                sid=actor.sid,
                 target=customer.uuid,
             )
             raise Forbidden("You can only manage your own account")
@@ -491,7 +503,9 @@ class CustomerService:
             condition.append(Session.sid != keep_sid)
         self._session.execute(sa.update(Session).where(*condition).values(revoked_at=self._clock()))
 
-    def _check_throttle(self, email_key: str, ip_key: str, now: datetime) -> set[str]:
+    def _check_throttle(
+        self, email_key: str, ip_key: str, now: datetime, client_address: str
+    ) -> set[str]:
         """Raise :class:`TooManyRequests` while either limit is reached; return the
         subjects that have failures in the window."""
         limits = {
@@ -515,7 +529,12 @@ class CustomerService:
             if count >= limits[subject]:
                 # The oldest failure leaves the window then, freeing one attempt.
                 retry_after = math.ceil((oldest + timedelta(seconds=window) - now).total_seconds())
-                security_event("login_throttled", scope="email" if subject == email_key else "ip")
+                security_event(
+                    "login_throttled",
+                    scope="email" if subject == email_key else "ip",
+                    email_hash=email_key[:16],
+                    client=client_address,
+                )
                 raise TooManyRequests(retry_after)
         return {subject for subject, _, _ in rows}
 
