@@ -77,7 +77,9 @@ def _customer_actor(state: AppState) -> tuple[Actor, bool] | None:
     return Actor(customer=customer, sid=sid), from_cookie
 
 
-def _denied(event: str, actor: Actor | None, **fields: str | None) -> None:
+def _denied(
+    event: str, actor: Actor | None, *, reason: str | None = None, origin: str | None = None
+) -> None:
     """Log an authorization failure with who asked: customer uuid, hashed sid, admin."""
     security_event(
         event,
@@ -86,7 +88,8 @@ def _denied(event: str, actor: Actor | None, **fields: str | None) -> None:
         admin=actor.admin_id if actor is not None else None,
         path=request.path,
         client=request.remote_addr,
-        **fields,
+        reason=reason,
+        origin=origin,
     )
 
 
