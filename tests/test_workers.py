@@ -100,7 +100,6 @@ def _environment(url: str, **extra: str) -> dict[str, str]:
         FLASK_EXAMPLE_ADMIN_PASSWORD="workers-admin-password",
         FLASK_EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=CHEAP_HASH,
         FLASK_EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH="true",
-        FLASK_EXAMPLE_AUTO_UPGRADE="false",
         FLASK_EXAMPLE_EXPOSE_WORKER_PID="true",
         PYTHONPATH=str(ROOT),
     )
@@ -109,19 +108,24 @@ def _environment(url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def gunicorn(url: str, tmp_path: Path, workers: int = WORKERS) -> Iterator[Server]:
+def gunicorn(
+    url: str, tmp_path: Path, workers: int = WORKERS, *, preload: bool = False
+) -> Iterator[Server]:
     """``flask db upgrade heads``, then gunicorn with ``workers`` workers on a free port
-    of 127.0.0.1; stopped (and killed if need be) at the end."""
-    env = _environment(url)
-    upgrade = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "examples.app", "db", "upgrade", "heads"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    of 127.0.0.1; stopped (and killed if need be) at the end. With ``preload`` the app is
+    made once in the master, which upgrades the schema itself, and the workers fork from
+    it."""
+    env = _environment(url, FLASK_EXAMPLE_AUTO_UPGRADE="true" if preload else "false")
+    if not preload:
+        upgrade = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "examples.app", "db", "upgrade", "heads"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
 
     # The listening socket is made here and handed over: no race for a free port.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -142,6 +146,7 @@ def gunicorn(url: str, tmp_path: Path, workers: int = WORKERS) -> Iterator[Serve
                 f"fd://{listener.fileno()}",
                 "--graceful-timeout",
                 "5",
+                *(["--preload"] if preload else []),
                 "examples.app:create_app()",
             ],
             cwd=ROOT,
@@ -293,3 +298,18 @@ def test_worker_processes_writing_one_sqlite_file_wait_instead_of_failing(tmp_pa
         assert set(statuses) == {200, 409}, statuses
         assert len(server.seen_workers - {0}) > 1, "the writes did not spread over workers"
         assert server.process.poll() is None, server.output()
+
+
+def test_preloaded_workers_share_no_database_connection(postgres_url, tmp_path):
+    """``gunicorn --preload``: the master makes the app (and upgrades the schema) before
+    forking; no connection it used may end up shared by the workers."""
+    with gunicorn(postgres_url, tmp_path, workers=2, preload=True) as server:
+
+        def register(n: int) -> int:
+            body = {"email": f"p{n}@example.com", "password": PASSWORD, "full_name": "P"}
+            return server.call("POST", "/api/customers", body).status
+
+        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            statuses = Counter(pool.map(register, range(CLIENT_THREADS * 5)))
+        assert statuses == {200: CLIENT_THREADS * 5}, (statuses, server.output())
+        assert len(server.seen_workers) == 2
