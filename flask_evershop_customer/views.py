@@ -48,6 +48,8 @@ def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
     response = Response(dump_json(body), status=status, mimetype="application/json")
     if etag is not None:
         response.headers["ETag"] = etag
+    # Tokens and personal data: no browser or shared cache may keep a copy.
+    response.cache_control.no_store = True
     return response
 
 

@@ -399,3 +399,19 @@ def test_tokens_carry_nothing_personal(api, victim):
     text = json.dumps(claims)
     assert "alice" not in text and PASSWORD not in text
     assert jwt.get_unverified_header(victim.login.token) == {"alg": "HS256", "typ": "JWT"}
+
+
+def test_responses_carrying_a_token_or_personal_data_are_never_stored(api, client):
+    """RFC 8725 and OWASP's session cheat sheet: a token must not linger in a cache."""
+    data = api.register("cache@example.com")
+    login = client.post(
+        "/api/customers/sessions", json={"email": "cache@example.com", "password": PASSWORD}
+    )
+    update = client.patch(f"/api/customers/{data['uuid']}", json={}, headers=api.admin_headers())
+    created = client.post(
+        "/api/customers",
+        json={"email": "cache2@example.com", "password": PASSWORD, "full_name": "C"},
+    )
+    for response in (login, update, created):
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"

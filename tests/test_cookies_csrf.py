@@ -57,7 +57,8 @@ def all_cookies(app) -> list[tuple[str, str, dict[str, str]]]:
     )
     token = login.get_json()["data"]["token"]
     sid = login.get_json()["data"]["sid"]
-    logout = client.post(f"/api/customers/sessions/{sid}", headers={"Cookie": f"token={token}"})
+    name = app.extensions["evershop_customer"].settings.token_cookie_name
+    logout = client.post(f"/api/customers/sessions/{sid}", headers={"Cookie": f"{name}={token}"})
     headers = [
         login.headers["Set-Cookie"],
         logout.headers["Set-Cookie"],
@@ -91,6 +92,34 @@ def test_cookie_attributes(app_factory, config, secure):
     assert token.count(".") == 2 and set_token["max-age"] == "172800"
     assert cleared == "" and clear_token["max-age"] == "0"
     assert cookies[2][2]["max-age"] == "86400" and cookies[3][2]["max-age"] == "0"
+
+
+def test_cookie_names_can_take_the_host_prefix(app_factory):
+    """ASVS 5.0 3.3.1/3.3.3: '__Host-' names work (Secure, Path=/, no Domain)."""
+    app = app_factory(
+        EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME="__Host-token",
+        EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME="__Host-asid",
+        EVERSHOP_CUSTOMER_COOKIE_SECURE=True,
+    )
+    cookies = all_cookies(app)
+    assert [name for name, _, _ in cookies] == ["__Host-token"] * 2 + ["__Host-asid"] * 2
+    for _, _, attributes in cookies:
+        assert "secure" in attributes and attributes["path"] == "/"
+        assert "domain" not in attributes
+    # The prefixed cookies are read back as credentials.
+    client = app.test_client(use_cookies=False)
+    data = Api(app, client).register("host@example.com")
+    token = client.post(
+        "/api/customers/sessions", json={"email": "host@example.com", "password": PASSWORD}
+    ).get_json()["data"]["token"]
+    url = f"/api/customers/{data['uuid']}"
+    assert (
+        client.patch(url, json={}, headers={"Cookie": f"__Host-token={token}"}).status_code == 200
+    )
+    with app.app_context():
+        admin = app.extensions["evershop_customer"].admin_cookies.sign("admin")
+    response = client.patch(url, json={"status": 0}, headers={"Cookie": f"__Host-asid={admin}"})
+    assert response.get_json()["data"]["status"] == 0
 
 
 def test_a_failed_login_sets_no_cookie(api, client):
