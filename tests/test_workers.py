@@ -250,7 +250,7 @@ def test_every_worker_sees_logout_and_password_change(postgres_url, tmp_path):
         changer, other = login(), login()
         changed = server.call("PATCH", url, {"password": OTHER_PASSWORD}, token=changer["token"])
         assert changed.status == 200, changed.body
-        refused = spread(server, check(other["token"]), at_least=REQUESTS)
+        refused = spread(server, check(other["token"]), at_least=REQUESTS // 2)
         assert Counter(r.status for r in refused) == {401: len(refused)}
         kept = spread(server, check(changer["token"]), at_least=CLIENT_THREADS)
         assert {r.status for r in kept} == {200}
