@@ -161,6 +161,19 @@ def test_the_limits_hold_and_round_trip_on_every_database(client, api):
         assert envelope(client.post("/api/customers", json=body), 400).startswith(message)
 
 
+def test_sql_and_markup_metacharacters_are_plain_data(client, api):
+    """Every query is parameterised: quotes, comments and wildcards are just characters."""
+    name = 'Robert\'); DROP TABLE evershop_customer;-- %_\\ <script>alert(1)</script> "x"'
+    created = api.register("o'brien+%_@example.com", full_name=name)
+    assert created["full_name"] == name and created["email"] == "o'brien+%_@example.com"
+    api.login("O'BRIEN+%_@example.com")
+    # A LIKE-style wildcard matches nobody.
+    response = client.post(
+        "/api/customers/sessions", json={"email": "%@example.com", "password": PASSWORD}
+    )
+    assert envelope(response, 400) == "Invalid email or password"
+
+
 def test_the_limits_hold_on_update(target):
     for body in (
         {"full_name": "n" * 256},
