@@ -50,6 +50,7 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "gunicorn>=22.0",
+            "schemathesis>=4.32", "jsonschema>=4.18", "openapi-spec-validator>=0.7",
         ],
     },
     classifiers=[

@@ -39,7 +39,12 @@ def build_document(settings: Settings) -> dict[str, Any]:
     schemes["adminCookie"]["name"] = settings.admin_cookie_name
     document["components"]["schemas"]["Password"]["minLength"] = settings.password_min_length
     if not settings.allow_registration:
-        document["paths"]["/customers"]["post"]["security"] = [{"adminCookie": []}]
+        create = document["paths"]["/customers"]["post"]
+        create["security"] = [{"adminCookie": []}]
+        create["responses"]["401"] = {
+            "$ref": "#/components/responses/RegistrationClosedUnauthorized"
+        }
+        create["responses"]["403"] = {"$ref": "#/components/responses/RegistrationClosedForbidden"}
     return document
 
 

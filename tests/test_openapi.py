@@ -141,7 +141,9 @@ def test_it_follows_the_configuration(bare_apps):
     assert components["securitySchemes"]["tokenCookie"]["name"] == "shop_token"
     assert components["securitySchemes"]["adminCookie"]["name"] == "shop_admin"
     assert components["schemas"]["Password"]["minLength"] == 12
-    assert document["paths"]["/customers"]["post"]["security"] == [{"adminCookie": []}]
+    create = document["paths"]["/customers"]["post"]
+    assert create["security"] == [{"adminCookie": []}]
+    assert {"401", "403"} <= set(create["responses"])
 
 
 def test_open_registration_needs_no_credentials(bare_apps):
@@ -151,6 +153,7 @@ def test_open_registration_needs_no_credentials(bare_apps):
     customers.init_app(app)
     document = served(app)
     assert document["paths"]["/customers"]["post"]["security"] == []
+    assert not {"401", "403"} & set(document["paths"]["/customers"]["post"]["responses"])
     assert document["paths"]["/customers/sessions"]["post"]["security"] == []
 
 

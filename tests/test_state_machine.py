@@ -1,0 +1,332 @@
+"""A Hypothesis state machine over the five endpoints.
+
+It creates, updates (email, full name, password, status), deletes, logs in and logs out
+in random order, as an admin or with any token it holds (live or not, the customer's own
+or someone else's), keeps a model of what should be, and after every step checks:
+
+- every token it ever got works exactly while its session is live and its customer
+  exists and is active (``PATCH {}`` with it: 200, else 401);
+- emails are unique by their canonical form, and the table holds exactly the model's;
+- no response carries a password or a hash (conftest's ``CheckedClient`` checks every
+  answer for the suite's passwords; this machine also for the wrong one it tries).
+
+Each example starts on empty tables. Bounded: ``MAX_EXAMPLES`` scenarios of at most
+``STEPS`` steps, derandomized; a few seconds per database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, clear_tables, customers, db
+
+MAX_EXAMPLES = 30
+STEPS = 20
+MAX_SESSIONS = 8
+WRONG_PASSWORD = "not the right one at all"
+EMAILS = ["ann@example.com", "bob@example.org", "cy@example.net"]
+SPELLINGS = {"lower": str.lower, "upper": str.upper, "title": str.title}
+NAMES = ["Ann Example", "Bob Example", "Cy"]
+STATUSES = [1, 0, "1", "0"]
+#: Failed logins per email before 429 (the default of EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES).
+MAX_FAILURES = 5
+
+
+@dataclass
+class Customer:
+    uuid: str
+    email: str
+    password: str
+    status: int
+    deleted: bool = False
+
+    @property
+    def canonical(self) -> str:
+        return self.email.lower()
+
+
+@dataclass
+class Session:
+    sid: str
+    token: str
+    uuid: str
+    ended: bool = False
+
+
+@dataclass
+class Model:
+    customers: dict[str, Customer] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    failures: Counter[str] = field(default_factory=Counter)
+
+    def works(self, session: Session) -> bool:
+        customer = self.customers[session.uuid]
+        return not session.ended and not customer.deleted and customer.status == 1
+
+    def holder(self, canonical: str) -> Customer | None:
+        for customer in self.customers.values():
+            if not customer.deleted and customer.canonical == canonical:
+                return customer
+        return None
+
+    def end_sessions(self, uuid: str, keep: str | None = None) -> None:
+        for session in self.sessions.values():
+            if session.uuid == uuid and session.sid != keep:
+                session.ended = True
+
+
+class CustomerAPI(RuleBasedStateMachine):
+    """Set ``app`` on a subclass before running it."""
+
+    app: Flask
+
+    def __init__(self) -> None:
+        super().__init__()
+        clear_tables(self.app)
+        self.client = self.app.test_client(use_cookies=False)
+        self.admin = Api(self.app, self.client).admin_headers()
+        self.model = Model()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.client.open("/api" + path, method=method, **kwargs)
+        text = response.get_data(as_text=True)
+        assert WRONG_PASSWORD not in text
+        return response
+
+    def actor(self, data: Any) -> tuple[dict[str, str], Session | None]:
+        """The admin cookie, or any token the machine holds."""
+        sessions = list(self.model.sessions.values())
+        choice = data.draw(st.sampled_from([None, *sessions]), label="actor")
+        if choice is None:
+            return self.admin, None
+        return {"Authorization": f"Bearer {choice.token}"}, choice
+
+    def target(self, data: Any) -> Customer:
+        customers = list(self.model.customers.values())
+        return data.draw(st.sampled_from(customers), label="target")  # type: ignore[no-any-return]
+
+    def denial(self, session: Session | None, target: Customer) -> int | None:
+        """401, 404 or 403 in the order the API checks them, or None when allowed."""
+        if session is not None and not self.model.works(session):
+            return 401
+        if target.deleted:
+            return 404
+        if session is not None and session.uuid != target.uuid:
+            return 403
+        return None
+
+    # -- rules ------------------------------------------------------------------------
+
+    @initialize()
+    def two_customers_logged_in(self) -> None:
+        """Every scenario starts with two active customers, each with a session, so
+        that the random steps have tokens to use, end and invalidate from the start."""
+        for email, name in zip(EMAILS[:2], NAMES[:2], strict=True):
+            body = {"email": email, "password": PASSWORD, "full_name": name}
+            data = self.call("POST", "/customers", json=body).get_json()["data"]
+            self.model.customers[data["uuid"]] = Customer(data["uuid"], email, PASSWORD, 1)
+            body = {"email": email, "password": PASSWORD}
+            login = self.call("POST", "/customers/sessions", json=body).get_json()["data"]
+            self.model.sessions[login["sid"]] = Session(login["sid"], login["token"], data["uuid"])
+
+    @rule(
+        email=st.sampled_from(EMAILS),
+        spelling=st.sampled_from(sorted(SPELLINGS)),
+        name=st.sampled_from(NAMES),
+        status=st.sampled_from(STATUSES),
+    )
+    def create(self, email: str, spelling: str, name: str, status: Any) -> None:
+        email = SPELLINGS[spelling](email)
+        body = {"email": email, "password": PASSWORD, "full_name": name, "status": status}
+        response = self.call("POST", "/customers", json=body)
+        if self.model.holder(email.lower()) is not None:
+            assert response.status_code == 409, response.get_json()
+            return
+        assert response.status_code == 200, response.get_json()
+        data = response.get_json()["data"]
+        assert data["email"] == email and data["status"] == int(status)
+        self.model.customers[data["uuid"]] = Customer(data["uuid"], email, PASSWORD, int(status))
+
+    @rule(data=st.data(), change=st.sampled_from(["email", "full_name", "password", "status"]))
+    def update(self, data: Any, change: str) -> None:
+        if not self.model.customers:
+            return
+        headers, session = self.actor(data)
+        target = self.target(data)
+        if change == "email":
+            value: Any = SPELLINGS[data.draw(st.sampled_from(sorted(SPELLINGS)))](
+                data.draw(st.sampled_from(EMAILS))
+            )
+        elif change == "full_name":
+            value = data.draw(st.sampled_from(NAMES))
+        elif change == "password":
+            value = data.draw(st.sampled_from([PASSWORD, OTHER_PASSWORD]))
+        else:
+            value = data.draw(st.sampled_from(STATUSES))
+        response = self.call(
+            "PATCH", f"/customers/{target.uuid}", json={change: value}, headers=headers
+        )
+
+        expected = self.denial(session, target)
+        if expected is None and change == "status" and session is not None:
+            expected = 403
+        if expected is None and change == "email":
+            holder = self.model.holder(value.lower())
+            if holder is not None and holder is not target:
+                expected = 409
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if expected is not None:
+            return
+
+        if change == "email":
+            target.email = value
+        elif change == "password":
+            target.password = value
+            self.model.end_sessions(target.uuid, keep=session.sid if session else None)
+        elif change == "status":
+            target.status = int(value)
+            if target.status == 0:
+                self.model.end_sessions(target.uuid)
+        answered = response.get_json()["data"]
+        assert answered["email"] == target.email and answered["status"] == target.status
+
+    @rule(data=st.data())
+    def delete(self, data: Any) -> None:
+        if not self.model.customers:
+            return
+        headers, session = self.actor(data)
+        target = self.target(data)
+        response = self.call("DELETE", f"/customers/{target.uuid}", headers=headers)
+        expected = self.denial(session, target)
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if expected is None:
+            assert response.get_json()["data"]["uuid"] == target.uuid
+            target.deleted = True
+            self.model.end_sessions(target.uuid)
+
+    @rule(data=st.data(), spelling=st.sampled_from(sorted(SPELLINGS)))
+    def login(self, data: Any, spelling: str) -> None:
+        """Mostly as a customer that exists, with the right password; sometimes with a
+        wrong one, or for an email nobody has."""
+        if len(self.model.sessions) >= MAX_SESSIONS:
+            return
+        known = [c for c in self.model.customers.values() if not c.deleted]
+        who = data.draw(st.sampled_from([*known, None]), label="customer")
+        email = who.email if who is not None else data.draw(st.sampled_from(EMAILS))
+        email = SPELLINGS[spelling](email)
+        guess = data.draw(st.sampled_from(["right", "other", "wrong"]), label="password")
+        current = who.password if who is not None else PASSWORD
+        password = {
+            "right": current,
+            "other": OTHER_PASSWORD if current == PASSWORD else PASSWORD,
+            "wrong": WRONG_PASSWORD,
+        }[guess]
+        canonical = email.lower()
+        response = self.call(
+            "POST", "/customers/sessions", json={"email": email, "password": password}
+        )
+        if self.model.failures[canonical] >= MAX_FAILURES:
+            assert response.status_code == 429, response.get_json()
+            assert int(response.headers["Retry-After"]) >= 1
+            return
+        customer = self.model.holder(canonical)
+        if customer is None or customer.password != password or customer.status != 1:
+            assert response.status_code == 400, response.get_json()
+            assert response.get_json()["error"]["message"] == "Invalid email or password"
+            self.model.failures[canonical] += 1
+            return
+        assert response.status_code == 200, response.get_json()
+        answered = response.get_json()["data"]
+        self.model.failures[canonical] = 0
+        self.model.sessions[answered["sid"]] = Session(
+            answered["sid"], answered["token"], customer.uuid
+        )
+
+    @rule(data=st.data(), method=st.sampled_from(["DELETE", "POST"]))
+    def logout(self, data: Any, method: str) -> None:
+        if not self.model.sessions:
+            return
+        headers, actor = self.actor(data)
+        by_uuid = data.draw(st.booleans(), label="all sessions of a customer")
+        if by_uuid:
+            target = self.target(data)
+            ids, owner, exists = target.uuid, target.uuid, not target.deleted
+        else:
+            sessions = list(self.model.sessions.values())
+            session = data.draw(st.sampled_from(sessions), label="session")
+            owner = session.uuid
+            ids, exists = session.sid, self.model.works(session)
+        response = self.call(method, f"/customers/sessions/{ids}", headers=headers)
+
+        if actor is not None and not self.model.works(actor):
+            expected: int | None = 401
+        elif not exists:
+            expected = 404
+        elif actor is not None and actor.uuid != owner:
+            expected = 403
+        else:
+            expected = None
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if expected is None:
+            if by_uuid:
+                self.model.end_sessions(owner)
+            else:
+                self.model.sessions[ids].ended = True
+
+    # -- invariants -------------------------------------------------------------------
+
+    @invariant()
+    def tokens_work_exactly_while_their_session_is_live(self) -> None:
+        for session in self.model.sessions.values():
+            headers = {"Authorization": f"Bearer {session.token}"}
+            response = self.call("PATCH", f"/customers/{session.uuid}", json={}, headers=headers)
+            if self.model.works(session):
+                assert response.status_code == 200, (session, response.get_json())
+                assert response.get_json()["data"]["uuid"] == session.uuid
+            else:
+                assert response.status_code == 401, (session, response.get_json())
+
+    @invariant()
+    def emails_are_unique_by_canonical_form(self) -> None:
+        Customer = customers.models.Customer
+        with self.app.app_context():
+            rows = db.session.execute(sa.select(Customer.email, Customer.email_canonical)).all()
+        canonical = [row.email_canonical for row in rows]
+        assert len(set(canonical)) == len(canonical)
+        assert len({row.email.lower() for row in rows}) == len(rows)
+        assert all(row.email.lower() == row.email_canonical for row in rows)
+        alive = {c.canonical for c in self.model.customers.values() if not c.deleted}
+        assert set(canonical) == alive
+
+
+def test_random_sequences_keep_the_invariants(app):
+    class Machine(CustomerAPI):
+        pass
+
+    Machine.app = app
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            derandomize=True,
+            database=None,
+        ),
+    )
