@@ -157,18 +157,32 @@ class PhaseResult:
     exhausted: bool = False
 
 
+#: One lane: the (connection, series) steps it cycles through, one request at a time.
+Lane = list[tuple[Connection, int]]
+
+
+def alternating(connections: list[Connection], series: int) -> list[Lane]:
+    """One lane per connection, cycling through ``series`` series; lane ``i`` starts at
+    series ``i`` so that, at any moment, the lanes are on different series."""
+    return [
+        [(connection, (i + k) % series) for k in range(series)]
+        for i, connection in enumerate(connections)
+    ]
+
+
 def run_mix(
-    connections: list[Connection],
+    lanes: list[Lane],
     factories: list[RequestFactory],
     *,
     duration: float,
     drain_timeout: float = 60.0,
 ) -> list[PhaseResult]:
-    """Drive ``connections`` for ``duration`` seconds, interleaving the series request
-    by request: connection ``i`` sends a request of series ``i``, then ``i + 1``, ...
-    (modulo the number of series), so every series meets the same moments, workers
-    and neighbours. Stops early when a factory runs out of requests. Then waits
-    (bounded) for the requests still in flight.
+    """Drive the lanes for ``duration`` seconds. Each lane has one request in flight:
+    when its response is complete, the lane's next step sends the next request, made
+    by ``factories[series](lane_index)``, on that step's connection. So the series are
+    interleaved request by request and meet the same moments, workers and neighbours.
+    Stops early when a factory runs out of requests, then waits (bounded) for the
+    requests still in flight.
 
     Only responses completed before the deadline are timed; 2xx is success, anything
     else an error (the first one's status and body are kept).
@@ -178,34 +192,36 @@ def run_mix(
     in_flight = 0
     stopped = False
     deadline = time.perf_counter() + duration
-    turn = [index % len(factories) for index in range(len(connections))]
+    step = [0] * len(lanes)
 
-    def send(index: int, connection: Connection) -> None:
+    def send(lane: int) -> None:
         nonlocal in_flight, stopped
         if stopped or time.perf_counter() >= deadline:
             return
-        series = turn[index]
-        data = factories[series](index)
+        connection, series = lanes[lane][step[lane]]
+        data = factories[series](lane)
         if data is None:
             results[series].exhausted = stopped = True
             return
-        turn[index] = (series + 1) % len(factories)
+        step[lane] = (step[lane] + 1) % len(lanes[lane])
         connection.series = series
         in_flight += 1
         connection.sent_at = time.perf_counter()
         connection.sock.sendall(data)
 
     try:
-        for index, connection in enumerate(connections):
-            selector.register(connection.sock, selectors.EVENT_READ, (index, connection))
-            send(index, connection)
+        for lane, steps in enumerate(lanes):
+            for connection in {id(c): c for c, _ in steps}.values():
+                selector.register(connection.sock, selectors.EVENT_READ, (lane, connection))
+        for lane in range(len(lanes)):
+            send(lane)
         drain_deadline = deadline + drain_timeout
         while in_flight:
             now = time.perf_counter()
             if now > drain_deadline:
                 raise ProtocolError(f"{in_flight} requests still unanswered after the drain")
             for key, _ in selector.select(timeout=min(1.0, drain_deadline - now)):
-                index, connection = key.data
+                lane, connection = key.data
                 chunk = connection.sock.recv(65536)
                 if not chunk:
                     raise ProtocolError("connection closed by the server")
@@ -227,7 +243,7 @@ def run_mix(
                         result.first_error = f"{response.status} {text}"
                 if response.close:
                     raise ProtocolError("the server closed a keep-alive connection")
-                send(index, connection)
+                send(lane)
     finally:
         selector.close()
     return results

@@ -67,7 +67,6 @@ class Options:
     large_rows: int
     seconds: float
     hash_seconds: float
-    rounds: int
     warmup: float
     output: Path
     quick: bool
@@ -97,9 +96,6 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--large-rows", type=int, help="customers in the large database")
     parser.add_argument("--seconds", type=float, help="seconds per non-hash comparison")
     parser.add_argument("--hash-seconds", type=float, help="seconds for login and create")
-    parser.add_argument(
-        "--rounds", type=int, help="alternations between the small and the large database"
-    )
     parser.add_argument("--warmup", type=float, help="warm-up seconds per comparison")
     parser.add_argument("--output", type=Path, help="results file (JSON)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -117,7 +113,6 @@ def parse_options(argv: list[str] | None = None) -> Options:
         large_rows=pick(args.large_rows, 100_000, 10_000),
         seconds=pick(args.seconds, 10.0, 2.0),
         hash_seconds=pick(args.hash_seconds, 30.0, 5.0),
-        rounds=pick(args.rounds, 10, 2),
         warmup=pick(args.warmup, 1.0, 0.3),
         output=pick(args.output, RESULTS / "latest.json", RESULTS / "quick.json"),
         quick=quick,
@@ -137,7 +132,8 @@ class Series:
 
     name: str
     make_request: client.RequestFactory
-    connections: int = 0
+    #: How many workers serve it: its throughput alone is workers / mean latency.
+    workers: int = 1
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
@@ -154,7 +150,7 @@ class Series:
         """Requests per second the workers sustain on this request alone (Little's law)."""
         if not self.latencies:
             return 0.0
-        return self.connections * len(self.latencies) / sum(self.latencies)
+        return self.workers * len(self.latencies) / sum(self.latencies)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -175,31 +171,14 @@ class Series:
         }
 
 
-@dataclass
-class Mix:
-    """Series interleaved request by request over one server's connections."""
-
-    connections: list[client.Connection]
-    series: list[Series]
-
-    def run(self, seconds: float, *, record: bool = True) -> None:
-        phases = client.run_mix(
-            self.connections, [s.make_request for s in self.series], duration=seconds
-        )
-        if record:
-            for one, phase in zip(self.series, phases, strict=True):
-                one.connections = len(self.connections)
-                one.record(phase)
-
-
-def measure(mixes: list[Mix], *, seconds: float, rounds: int, warmup: float) -> None:
-    """Warm each mix up, then run them for ``seconds`` each, alternating in ``rounds``."""
-    for mix in mixes:
-        mix.run(warmup, record=False)
-    rounds = rounds if len(mixes) > 1 else 1
-    for _ in range(rounds):
-        for mix in mixes:
-            mix.run(seconds / rounds)
+def measure(
+    lanes: list[client.Lane], series: list[Series], *, seconds: float, warmup: float
+) -> None:
+    """Warm up, then drive ``series`` interleaved over ``lanes`` for ``seconds``."""
+    factories = [s.make_request for s in series]
+    client.run_mix(lanes, factories, duration=warmup)
+    for one, phase in zip(series, client.run_mix(lanes, factories, duration=seconds), strict=True):
+        one.record(phase)
 
 
 def cycling(requests: list[list[bytes]]) -> client.RequestFactory:
@@ -456,14 +435,14 @@ def run(
         return server.gunicorn(APP, workers=options.workers, env=env)
 
     comparisons: list[Comparison] = []
-    fast = {"seconds": options.seconds, "rounds": options.rounds, "warmup": options.warmup}
     main_server = stack.enter_context(start(large))
 
-    # 1. The token check, PATCH {} with a bearer token, against one primary-key read: on
-    #    the small and on the large database, alternating between the two servers.
+    # 1. The token check, PATCH {} with a bearer token, against one primary-key read, on
+    #    the small and on the large database: lane k goes small library, large library,
+    #    small bare, large bare, ... over worker k of each server.
     log("token check: small and large database")
     with start(small) as small_server:
-        mixes = []
+        per_server = []
         for shop, srv in ((small, small_server), (large, main_server)):
             connections = connect(srv)
             n, where = len(connections), f"{srv.host}:{srv.port}"
@@ -488,8 +467,15 @@ def run(
                 "token_check",
             )
             comparisons.append(comparison)
-            mixes.append(Mix(connections, [comparison.library, comparison.baseline]))
-        measure(mixes, **fast)
+            per_server.append(connections)
+        series = [comparisons[0].library, comparisons[1].library]
+        series += [comparisons[0].baseline, comparisons[1].baseline]
+        for one in series:
+            one.workers = options.workers
+        # Series s is served by server s % 2; lane i starts at series i.
+        steps = [[(lane + j) % 4 for j in range(4)] for lane in range(n)]
+        lanes = [[(per_server[s % 2][lane], s) for s in steps[lane]] for lane in range(n)]
+        measure(lanes, series, seconds=2 * options.seconds, warmup=options.warmup)
     small_check, large_check = comparisons[0].library, comparisons[1].library
     cost = small_check.rate / large_check.rate if large_check.rate else float("inf")
     scaling = {
@@ -499,7 +485,7 @@ def run(
         "met": cost <= SCALING_TARGET,
     }
 
-    connections = connect(main_server)
+    connections = per_server[1]  # the large database's server serves the rest
     n, where = len(connections), f"{main_server.host}:{main_server.port}"
 
     def compare(
@@ -511,12 +497,11 @@ def run(
     ) -> None:
         log(label)
         comparison = Comparison(name, label, Series("library", library), Series("bare", bare), name)
-        measure(
-            [Mix(connections, [comparison.library, comparison.baseline])],
-            seconds=seconds,
-            rounds=1,
-            warmup=options.warmup,
-        )
+        series = [comparison.library, comparison.baseline]
+        for one in series:
+            one.workers = options.workers
+        lanes = client.alternating(connections, 2)
+        measure(lanes, series, seconds=seconds, warmup=options.warmup)
         comparisons.append(comparison)
 
     # 2. PATCH renames (so each request writes). Connection i owns customers i, i+n, ...:
