@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from flask import Response
+from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
@@ -155,6 +156,10 @@ def from_http_exception(exc: HTTPException) -> APIError:
     """The API error for a Werkzeug exception raised while serving one of our routes."""
     if isinstance(exc, RequestEntityTooLarge):
         return PayloadTooLarge()
+    if isinstance(exc, werkzeug_exceptions.MethodNotAllowed):
+        return MethodNotAllowed(sorted(exc.valid_methods or ()))
+    if isinstance(exc, werkzeug_exceptions.NotFound):
+        return NotFound()
     status = exc.code or 500
     if status >= 500:
         return APIError()

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
-from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import OperationalError, StatementError
+from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import PathConverter
 
 from .auth import app_state, authenticate
 from .errors import (
     APIError,
-    MethodNotAllowed,
-    NotFound,
     ServiceUnavailable,
     error_response,
     from_http_exception,
@@ -40,8 +36,6 @@ if TYPE_CHECKING:
 
 BLUEPRINT_NAME = "evershop_customer"
 DEFAULT_URL_PREFIX = "/api"
-ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
-logger = logging.getLogger(__name__)
 
 
 def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
@@ -167,49 +161,27 @@ def openapi_document() -> Response:
     return response
 
 
-def not_found(**_: str) -> Response:
-    """Any other path under ``{prefix}/customers``."""
-    raise NotFound("Not found")
-
-
-def _method_not_allowed(allowed: tuple[str, ...]) -> Callable[..., Response]:
-    def view(**_: str) -> Response:
-        raise MethodNotAllowed([*allowed, "OPTIONS"])
-
-    return view
-
-
-def _options(allowed: tuple[str, ...]) -> Callable[..., Response]:
-    def view(**_: str) -> Response:
-        return Response(status=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
-
-    return view
-
-
 ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
     ("/customers", "create_customer", create_customer, ("POST",)),
-    ("/customers/openapi.json", "openapi", openapi_document, ("GET", "HEAD")),
+    ("/customers/openapi.json", "openapi", openapi_document, ("GET",)),
     ("/customers/sessions", "create_session", create_session, ("POST",)),
-    (
-        "/customers/sessions/<evershop_path:ids>",
-        "delete_sessions",
-        delete_sessions,
-        ("DELETE", "POST"),
-    ),
+    ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),
     ("/customers/<customer_id>", "update_customer", update_customer, ("PATCH",)),
     ("/customers/<customer_id>", "delete_customer", delete_customer, ("DELETE",)),
 ]
 
 
-class AnyPathConverter(PathConverter):
-    """Werkzeug's ``path`` converter, but matching a newline too (its ``.`` does not), so
-    that no path under ``{prefix}/customers/`` falls out of the JSON envelope."""
-
-    regex = r"[^/][\s\S]*?"
-
-
-def _add_path_converter(state: BlueprintSetupState) -> None:
-    state.app.url_map.converters.setdefault("evershop_path", AnyPathConverter)
+def _routing_error() -> Response | None:
+    """A path under ``{prefix}/customers`` that matches no route (404) or not with this
+    method (405) gets the envelope. Routing errors happen before any blueprint is chosen,
+    so this runs for every request of the app, and leaves every other path alone."""
+    error = request.routing_exception
+    if not isinstance(error, (werkzeug_exceptions.NotFound, werkzeug_exceptions.MethodNotAllowed)):
+        return None
+    base = app_state().settings.url_prefix + "/customers"
+    if request.path != base and not request.path.startswith(base + "/"):
+        return None
+    return error_response(from_http_exception(error))
 
 
 def create_blueprint(extension: EverShopCustomer) -> Blueprint:
@@ -220,41 +192,9 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
     )
     # First in line: it may move the prefix before the rules below are added.
     blueprint.record(extension._on_register)
-    blueprint.record(_add_path_converter)
-
-    allowed_by_path: dict[str, tuple[str, ...]] = {}
     for path, endpoint, view, methods in ROUTES:
-        blueprint.add_url_rule(
-            path, endpoint, view, methods=list(methods), provide_automatic_options=False
-        )
-        allowed_by_path[path] = allowed_by_path.get(path, ()) + methods
-    for number, (path, allowed) in enumerate(allowed_by_path.items()):
-        others = [m for m in ALL_METHODS if m not in allowed and m != "OPTIONS"]
-        blueprint.add_url_rule(
-            path,
-            f"method_not_allowed_{number}",
-            _method_not_allowed(allowed),
-            methods=others,
-            provide_automatic_options=False,
-        )
-        blueprint.add_url_rule(
-            path,
-            f"options_{number}",
-            _options(allowed),
-            methods=["OPTIONS"],
-            provide_automatic_options=False,
-        )
-    blueprint.add_url_rule(
-        "/customers/", "not_found", not_found, methods=ALL_METHODS, provide_automatic_options=False
-    )
-    blueprint.add_url_rule(
-        "/customers/<evershop_path:rest>",
-        "not_found_below",
-        not_found,
-        methods=ALL_METHODS,
-        provide_automatic_options=False,
-    )
-
+        blueprint.add_url_rule(path, endpoint, view, methods=list(methods))
+    blueprint.before_app_request(_routing_error)
     blueprint.register_error_handler(APIError, error_response)
     blueprint.register_error_handler(HTTPException, _http_error)
     blueprint.register_error_handler(Exception, _unexpected_error)
