@@ -8,6 +8,7 @@ throttling needs). The database's unique constraint decides duplicates, not a pr
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid as uuid_module
 from collections.abc import Callable
@@ -53,6 +54,11 @@ T = TypeVar("T")
 #: serialization failure, a lock timeout, or a write that lost a race.
 ATTEMPTS = 3
 DEFAULT_GROUP_ID = 1
+#: For bulk UPDATE/DELETE of session rows. The library never holds session objects in
+#: the ORM session (it reads their columns only), and the commit that follows expires
+#: everything, so matching the statement against the identity map (the default,
+#: "auto") would be work for nothing on every logout, password change and delete.
+NO_SYNC = {"synchronize_session": False}
 
 
 def utcnow() -> datetime:
@@ -139,6 +145,17 @@ class CustomerService:
     def _session(self) -> OrmSession:
         return self._db.session  # type: ignore[return-value]
 
+    @functools.cached_property
+    def _session_lookup(self) -> sa.Select[Any]:
+        """The token check's query, built once (on first use, when the host's models are
+        all declared): building a statement costs more than running a cached one."""
+        Customer, Session = self._models.Customer, self._models.Session
+        return (
+            sa.select(Session.expires_at, Session.revoked_at, Customer)
+            .join(Customer, Customer.customer_id == Session.customer_id)
+            .where(Session.sid == sa.bindparam("sid"))
+        )
+
     # -- reads ------------------------------------------------------------------------
 
     def get(self, customer_uuid: str) -> CustomerColumns:
@@ -162,12 +179,7 @@ class CustomerService:
         claims = self.tokens.verify(token)
         if not is_sid(claims.sid):
             raise Unauthorized("Invalid token")
-        Customer, Session = self._models.Customer, self._models.Session
-        row = self._session.execute(
-            sa.select(Session.expires_at, Session.revoked_at, Customer)
-            .join(Customer, Customer.customer_id == Session.customer_id)
-            .where(Session.sid == claims.sid)
-        ).one_or_none()
+        row = self._session.execute(self._session_lookup, {"sid": claims.sid}).one_or_none()
         if row is None:
             raise Unauthorized("Session has ended")
         expires_at, revoked_at, customer = row
@@ -265,7 +277,10 @@ class CustomerService:
                 raise PreconditionFailed()
             record = record_of(target)
             Session = self._models.Session
-            self._session.execute(sa.delete(Session).where(Session.customer_id == customer_id))
+            self._session.execute(
+                sa.delete(Session).where(Session.customer_id == customer_id),
+                execution_options=NO_SYNC,
+            )
             self._session.delete(target)
             self._session.flush()
             return _Unit(record, [(signals.customer_deleted, {"customer": record.public()})])
@@ -289,11 +304,13 @@ class CustomerService:
         stored = customer.password_hash if customer is not None else None
         valid = self.hasher.verify(stored, credentials.password)
         if customer is None or not valid or customer.status != 1:
+            # Read before the failure is committed: afterwards it would cost a reload.
+            customer_uuid = customer.uuid if customer is not None else None
             self._record_failure(email_key, ip_key, now)
             reason = "unknown email" if customer is None else "wrong password or disabled"
             security_event(
                 "login_failed",
-                customer=customer.uuid if customer is not None else None,
+                customer=customer_uuid,
                 email_hash=email_key[:16],
                 client=client_address,
                 reason=reason,
@@ -400,7 +417,10 @@ class CustomerService:
             condition = Session.sid.in_(list(owners))
             if customer_ids:
                 condition = sa.or_(condition, Session.customer_id.in_(customer_ids))
-            self._session.execute(sa.update(Session).where(condition, live).values(revoked_at=now))
+            self._session.execute(
+                sa.update(Session).where(condition, live).values(revoked_at=now),
+                execution_options=NO_SYNC,
+            )
             events = []
             uuids: dict[int, str] = {}
             for owner_id in {*owners.values(), *customer_ids}:
@@ -501,7 +521,10 @@ class CustomerService:
         condition = [Session.customer_id == customer_id, Session.revoked_at.is_(None)]
         if keep_sid is not None:
             condition.append(Session.sid != keep_sid)
-        self._session.execute(sa.update(Session).where(*condition).values(revoked_at=self._clock()))
+        self._session.execute(
+            sa.update(Session).where(*condition).values(revoked_at=self._clock()),
+            execution_options=NO_SYNC,
+        )
 
     def _check_throttle(
         self, email_key: str, ip_key: str, now: datetime, client_address: str

@@ -1,0 +1,151 @@
+"""The SQL statements each endpoint issues, pinned (issue 5).
+
+Not a timing test: the number of statements is what a request costs the database, and
+what the benchmarks' bare baselines are built to match. An extra query (a lazy load, a
+reload after commit, a pre-check) fails here on every database before it shows up as a
+slower benchmark. A change that needs fewer statements updates the pin on purpose.
+BEGIN and COMMIT are not counted (the driver sends them, not a cursor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask, jsonify
+
+from flask_evershop_customer import current_customer, customer_required
+
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, count_statements
+
+
+@pytest.fixture
+def host_app(app: Flask) -> Flask:
+    """The test app with a host route of its own behind ``customer_required``."""
+
+    @app.get("/account")
+    @customer_required
+    def account() -> Any:
+        return jsonify({"uuid": current_customer.uuid})
+
+    return app
+
+
+@pytest.fixture
+def alice(host_app: Flask, api: Api) -> dict[str, Any]:
+    return api.register("alice@example.com")
+
+
+@pytest.fixture
+def alice_login(api: Api, alice: dict[str, Any]) -> Login:
+    return api.login("alice@example.com")
+
+
+def statements(app: Flask, request: Callable[[], Any], status: int = 200) -> list[str]:
+    """The statements ``request`` ran, after checking that it answered ``status``."""
+    with count_statements(app) as counter:
+        response = request()
+    assert response.status_code == status, response.get_json()
+    return counter.statements
+
+
+def assert_count(found: list[str], expected: int) -> None:
+    listing = "\n".join(f"  {' '.join(s.split())[:110]}" for s in found)
+    assert len(found) == expected, f"{len(found)} statements, pinned at {expected}:\n{listing}"
+
+
+def test_create(host_app, client):
+    body = {"email": "new@example.com", "password": PASSWORD, "full_name": "New"}
+    # The INSERT (its key comes back with it); the unique constraint decides duplicates.
+    assert_count(statements(host_app, lambda: client.post("/api/customers", json=body)), 1)
+
+
+def test_login(host_app, client, alice):
+    body = {"email": "alice@example.com", "password": PASSWORD}
+    found = statements(host_app, lambda: client.post("/api/customers/sessions", json=body))
+    # Throttle check, the customer, the new session; nothing after the commit.
+    assert_count(found, 3)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "alice@example.com", "password": "a wrong password"},
+        {"email": "nobody@example.com", "password": PASSWORD},
+    ],
+    ids=["wrong-password", "unknown-email"],
+)
+def test_failed_login(host_app, client, alice, body):
+    found = statements(
+        host_app, lambda: client.post("/api/customers/sessions", json=body), status=400
+    )
+    # Throttle check, the customer (or none), the two failure records in one INSERT.
+    assert_count(found, 3)
+
+
+def test_token_check_on_a_host_route(host_app, client, alice_login):
+    found = statements(host_app, lambda: client.get("/account", headers=alice_login.headers))
+    # One indexed lookup: the session joined to its customer.
+    assert_count(found, 1)
+
+
+def test_authenticated_empty_patch(host_app, client, alice, alice_login):
+    url = f"/api/customers/{alice['uuid']}"
+    found = statements(host_app, lambda: client.patch(url, json={}, headers=alice_login.headers))
+    # The token check already loaded the caller's own record: nothing else to read.
+    assert_count(found, 1)
+
+
+def test_authenticated_patch(host_app, client, alice, alice_login):
+    url = f"/api/customers/{alice['uuid']}"
+    body = {"full_name": "Alice Renamed", "email": "alice.renamed@example.com"}
+    found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
+    # The token check, then one versioned UPDATE (at most three, says issue 5).
+    assert_count(found, 2)
+
+
+def test_authenticated_patch_with_a_password_change(host_app, client, alice, alice_login):
+    url = f"/api/customers/{alice['uuid']}"
+    body = {"password": OTHER_PASSWORD}
+    found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
+    # The token check, the UPDATE, and ending the customer's other sessions.
+    assert_count(found, 3)
+
+
+def test_admin_patch(host_app, client, api, alice):
+    url = f"/api/customers/{alice['uuid']}"
+    body = {"full_name": "Set By Admin"}
+    found = statements(host_app, lambda: client.patch(url, json=body, headers=api.admin_headers()))
+    # The admin cookie costs no query; the customer by uuid, then the UPDATE.
+    assert_count(found, 2)
+
+
+def test_delete(host_app, client, alice, alice_login):
+    url = f"/api/customers/{alice['uuid']}"
+    found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
+    # The token check, the customer's sessions, the customer.
+    assert_count(found, 3)
+
+
+def test_logout_of_the_calling_session(host_app, client, alice_login):
+    url = f"/api/customers/sessions/{alice_login.sid}"
+    found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
+    # The token check already proved the session live and whose: one UPDATE ends it.
+    assert_count(found, 2)
+
+
+def test_logout_of_another_session_by_sid(host_app, client, api, alice_login):
+    other = api.login("alice@example.com")
+    url = f"/api/customers/sessions/{other.sid}"
+    found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
+    # The token check, whose session that is (and whether live), the UPDATE.
+    assert_count(found, 3)
+
+
+def test_logout_by_customer_uuid(host_app, client, api, alice, alice_login):
+    api.login("alice@example.com")
+    url = f"/api/customers/sessions/{alice['uuid']}"
+    found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
+    # The token check, the customer by uuid, their live sessions, the UPDATE.
+    assert_count(found, 4)
