@@ -8,27 +8,20 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import g, request
 from werkzeug.local import LocalProxy
 
 from .errors import APIError, Forbidden, Unauthorized, error_response
 from .logs import security_event
 from .service import Actor
+from .state import AppState, get_state
 
 if TYPE_CHECKING:
-    from .extension import AppState
     from .models import CustomerColumns
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ACTOR_KEY = "_evershop_customer_actor"
-
-
-def app_state() -> AppState:
-    """The extension's state on the current app."""
-    from .extension import get_state
-
-    return get_state(current_app)
 
 
 def _bearer_token() -> str | None:
@@ -50,7 +43,7 @@ def _admin_actor(state: AppState) -> Actor | None:
     except Unauthorized:
         security_event("admin_cookie_rejected", path=request.path)
         return None
-    if not state.extension.is_admin(admin_id):
+    if not state.is_admin(admin_id):
         security_event("admin_rejected_by_loader", admin=admin_id)
         return None
     return Actor(admin_id=admin_id)
@@ -104,7 +97,7 @@ def authenticate(*, admin_only: bool = False, quiet: bool = False) -> Actor:
     """
     cached = g.get(_ACTOR_KEY)
     if cached is None:
-        state = app_state()
+        state = get_state()
         actor = _admin_actor(state)
         via_cookie = actor is not None
         if actor is None:

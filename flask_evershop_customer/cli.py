@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from .schemas import canonical_email
-
-if TYPE_CHECKING:
-    from .extension import AppState
+from .state import get_state
 
 
 def add_commands(group: click.Group) -> None:
@@ -21,18 +16,12 @@ def add_commands(group: click.Group) -> None:
     group.add_command(unlock)
 
 
-def _state() -> AppState:
-    from .extension import get_state
-
-    return get_state(current_app)
-
-
 @click.command("admin-cookie")
 @with_appcontext
 @click.argument("admin_id")
 def admin_cookie(admin_id: str) -> None:
     """Print a signed admin cookie value for ADMIN_ID (for curl: -b "asid=...")."""
-    click.echo(_state().admin_cookies.sign(admin_id))
+    click.echo(get_state().admin_cookies.sign(admin_id))
 
 
 @click.command("purge-sessions")
@@ -40,7 +29,7 @@ def admin_cookie(admin_id: str) -> None:
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 def purge_sessions(batch_size: int) -> None:
     """Delete expired and revoked sessions and old failed-login records, in batches."""
-    deleted = _state().service.purge_sessions(batch_size)
+    deleted = get_state().service.purge_sessions(batch_size)
     click.echo(f"Deleted {deleted} expired or revoked sessions.")
 
 
@@ -52,5 +41,5 @@ def unlock(email: str) -> None:
     canonical = canonical_email(email)
     if canonical is None:
         raise click.BadParameter("not a valid email address", param_hint="EMAIL")
-    cleared = _state().service.clear_login_failures(canonical)
+    cleared = get_state().service.clear_login_failures(canonical)
     click.echo(f"Cleared {cleared} failed logins for {email}.")

@@ -4,46 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import cast
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 from flask.blueprints import BlueprintSetupState
 from flask_sqlalchemy import SQLAlchemy
 
 from .cli import add_commands
-from .config import DEFAULTS, Settings, load_settings
+from .config import DEFAULTS, load_settings
 from .errors import ConfigurationError
 from .models import Models, build_models
 from .passwords import PasswordHasher
 from .service import CustomerService
+from .state import EXTENSION_KEY, AppState, get_state
 from .tokens import AdminCookieSigner, TokenCodec
 from .views import create_blueprint
 
-EXTENSION_KEY = "evershop_customer"
-
 AdminLoader = Callable[[str], bool]
-
-
-@dataclass(frozen=True)
-class AppState:
-    """What the extension keeps per app, in ``app.extensions["evershop_customer"]``."""
-
-    extension: EverShopCustomer
-    settings: Settings
-    service: CustomerService
-    admin_cookies: AdminCookieSigner
-
-
-def get_state(app: Flask) -> AppState:
-    """The extension's state on ``app``; a clear error if it was never set up there."""
-    try:
-        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
-    except KeyError:
-        raise RuntimeError(
-            "EverShopCustomer is not set up on this app. Did you forget to call"
-            " customers.init_app(app) (or app.register_blueprint(customers.blueprint))?"
-        ) from None
 
 
 class EverShopCustomer:
@@ -102,7 +79,7 @@ class EverShopCustomer:
             sender=app,
         )
         admin_cookies = AdminCookieSigner(settings.admin_key, settings.admin_cookie_lifetime)
-        app.extensions[EXTENSION_KEY] = AppState(self, settings, service, admin_cookies)
+        app.extensions[EXTENSION_KEY] = AppState(settings, service, admin_cookies, self.is_admin)
 
     # -- admins -----------------------------------------------------------------------
 
@@ -120,7 +97,7 @@ class EverShopCustomer:
 
     def login_admin(self, response: Response, admin_id: str) -> Response:
         """Set the admin cookie on ``response``, after the host's own admin login."""
-        state = get_state(current_app)
+        state = get_state()
         response.set_cookie(
             state.settings.admin_cookie_name,
             state.admin_cookies.sign(admin_id),
@@ -134,7 +111,7 @@ class EverShopCustomer:
 
     def logout_admin(self, response: Response) -> Response:
         """Clear the admin cookie on ``response``."""
-        state = get_state(current_app)
+        state = get_state()
         response.delete_cookie(
             state.settings.admin_cookie_name,
             path="/",
@@ -147,4 +124,4 @@ class EverShopCustomer:
     @property
     def service(self) -> CustomerService:
         """The current app's :class:`CustomerService`, for use outside requests."""
-        return get_state(current_app).service
+        return get_state().service

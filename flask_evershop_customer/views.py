@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError, StatementError
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException
 
-from .auth import app_state, authenticate
+from .auth import authenticate
 from .errors import (
     APIError,
     ServiceUnavailable,
@@ -29,6 +29,7 @@ from .schemas import (
     parse_session_ids,
 )
 from .service import Actor
+from .state import get_state
 
 if TYPE_CHECKING:
     from .extension import EverShopCustomer
@@ -49,7 +50,7 @@ def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
 
 def _body() -> Any:
     """The JSON body, read within the configured size limit."""
-    request.max_content_length = app_state().settings.max_content_length
+    request.max_content_length = get_state().settings.max_content_length
     data = request.get_data(cache=True)
     return parse_json_body(
         data,
@@ -65,7 +66,7 @@ def _customer_response(record: CustomerRecord, *, links: bool) -> Response:
 
 def create_customer() -> Response:
     """``POST /customers``: registration (or admin-only when registration is closed)."""
-    state = app_state()
+    state = get_state()
     if not state.settings.allow_registration:
         authenticate(admin_only=True)
     new = parse_new_customer(_body(), min_password_length=state.settings.password_min_length)
@@ -75,7 +76,7 @@ def create_customer() -> Response:
 def update_customer(customer_id: str) -> Response:
     """``PATCH /customers/{id}``: an admin, or the customer with their own token."""
     actor = authenticate()
-    state = app_state()
+    state = get_state()
     customer = _target(actor, customer_id)
     changes = parse_customer_changes(
         _body(),
@@ -94,7 +95,7 @@ def delete_customer(customer_id: str) -> Response:
     customer = _target(actor, customer_id)
     _body()
     expected = parse_if_match(request.headers.get("If-Match"), customer.uuid)
-    record = app_state().service.delete(customer, actor, expected_version=expected)
+    record = get_state().service.delete(customer, actor, expected_version=expected)
     response = _customer_response(record, links=False)
     if actor.customer is not None:
         _clear_token_cookie(response)
@@ -106,7 +107,7 @@ def _target(actor: Actor, customer_id: str) -> Any:
     caller's own record costs no query."""
     if actor.customer is not None and actor.customer.uuid == customer_id:
         return actor.customer
-    service = app_state().service
+    service = get_state().service
     customer = service.get(customer_id)
     service.authorize(actor, customer)
     return customer
@@ -114,7 +115,7 @@ def _target(actor: Actor, customer_id: str) -> Any:
 
 def create_session() -> Response:
     """``POST /customers/sessions``: log in; the token comes in the body and a cookie."""
-    state = app_state()
+    state = get_state()
     credentials = parse_credentials(_body())
     result = state.service.login(credentials, request.remote_addr or "")
     response = _json({"data": {"token": result.token, "sid": result.sid}})
@@ -135,7 +136,7 @@ def delete_sessions(ids: str) -> Response:
     """``DELETE`` (or ``POST``) ``/customers/sessions/{ids}``: log out."""
     actor = authenticate()
     _body()
-    ended = app_state().service.logout(parse_session_ids(ids), actor)
+    ended = get_state().service.logout(parse_session_ids(ids), actor)
     response = _json({"data": {}})
     if actor.sid is not None and actor.sid in ended:
         _clear_token_cookie(response)
@@ -143,7 +144,7 @@ def delete_sessions(ids: str) -> Response:
 
 
 def _clear_token_cookie(response: Response) -> None:
-    settings = app_state().settings
+    settings = get_state().settings
     response.delete_cookie(
         settings.token_cookie_name,
         path="/",
@@ -155,7 +156,7 @@ def _clear_token_cookie(response: Response) -> None:
 
 def openapi_document() -> Response:
     """``GET /customers/openapi.json``: the OpenAPI 3.1 document of these endpoints."""
-    response = Response(document_text(app_state().settings), mimetype="application/json")
+    response = Response(document_text(get_state().settings), mimetype="application/json")
     response.cache_control.public = True
     response.cache_control.max_age = 3600
     return response
@@ -178,7 +179,7 @@ def _routing_error() -> Response | None:
     error = request.routing_exception
     if not isinstance(error, (werkzeug_exceptions.NotFound, werkzeug_exceptions.MethodNotAllowed)):
         return None
-    base = app_state().settings.url_prefix + "/customers"
+    base = get_state().settings.url_prefix + "/customers"
     if request.path != base and not request.path.startswith(base + "/"):
         return None
     return error_response(from_http_exception(error))

@@ -135,7 +135,7 @@ def test_constructor_with_app(database):
     )
     local_db.init_app(app)
     extension = EverShopCustomer(app, db=local_db)
-    assert app.extensions["evershop_customer"].extension is extension
+    assert app.extensions["evershop_customer"].is_admin == extension.is_admin
     with app.app_context():
         local_db.create_all()
     assert app.test_client().post("/api/customers", json=BODY).status_code == 200
@@ -152,7 +152,7 @@ def test_models_join_the_hosts_metadata():
 
 
 def test_a_missing_setup_says_what_to_do():
-    from flask_evershop_customer.extension import get_state
+    from flask_evershop_customer.state import get_state
 
     with pytest.raises(RuntimeError, match="init_app"):
         get_state(Flask("nothing"))

@@ -1,0 +1,38 @@
+"""What the extension keeps per app, in ``app.extensions["evershop_customer"]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from .config import Settings
+from .service import CustomerService
+from .tokens import AdminCookieSigner
+
+EXTENSION_KEY = "evershop_customer"
+
+
+@dataclass(frozen=True)
+class AppState:
+    """The validated settings and the collaborators built from them for one app."""
+
+    settings: Settings
+    service: CustomerService
+    admin_cookies: AdminCookieSigner
+    #: Whether an admin id from a valid cookie is still accepted (the admin loader).
+    is_admin: Callable[[str], bool]
+
+
+def get_state(app: Flask | None = None) -> AppState:
+    """The extension's state on ``app`` (the current app by default); a clear error if
+    it was never set up there."""
+    target = current_app if app is None else app
+    try:
+        return target.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError(
+            "EverShopCustomer is not set up on this app. Did you forget to call"
+            " customers.init_app(app) (or app.register_blueprint(customers.blueprint))?"
+        ) from None
