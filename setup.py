@@ -24,6 +24,7 @@ setup(
             "openapi.json",
             "data/*.gz",
             "data/README.md",
+            "data/LICENSE.django",
             "migrations/*.py",
             "migrations/versions/*.py",
         ]

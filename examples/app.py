@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from flask_migrate import Migrate, upgrade
 from flask_sqlalchemy import SQLAlchemy
 
@@ -27,6 +27,12 @@ from flask_evershop_customer import MIGRATIONS_DIRECTORY, EverShopCustomer
 db = SQLAlchemy()
 customers = EverShopCustomer(db=db)
 migrate = Migrate(directory=MIGRATIONS_DIRECTORY)
+
+
+@customers.admin_loader
+def load_admin(admin_id: str) -> bool:
+    """The example has one admin: the configured one."""
+    return admin_id == current_app.config["EXAMPLE_ADMIN_EMAIL"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -95,26 +101,24 @@ def _ensure_generated_settings(app: Flask) -> None:
 
 
 def _load_or_create(path: Path) -> dict[str, str]:
-    """Read the generated settings, creating them once even with several workers."""
-    generated = {
-        "SECRET_KEY": secrets.token_hex(32),
-        "EXAMPLE_ADMIN_EMAIL": "admin@example.com",
-        "EXAMPLE_ADMIN_PASSWORD": secrets.token_urlsafe(12),
-    }
-    try:
-        with open(path, "x", encoding="utf-8") as new_file:
-            os.chmod(path, 0o600)
-            json.dump(generated, new_file)
-        return generated
-    except FileExistsError:
-        for _ in range(50):
-            text = path.read_text(encoding="utf-8")
-            if text:
-                return json.loads(text)  # type: ignore[no-any-return]
-            import time
-
-            time.sleep(0.05)
-        raise RuntimeError(f"{path} is empty; delete it and start again") from None
+    """Read the generated settings, creating them once even with several workers: the
+    file appears complete or not at all (a hard link cannot overwrite)."""
+    if not path.exists():
+        generated = {
+            "SECRET_KEY": secrets.token_hex(32),
+            "EXAMPLE_ADMIN_EMAIL": "admin@example.com",
+            "EXAMPLE_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        }
+        draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        draft.write_text(json.dumps(generated), encoding="utf-8")
+        os.chmod(draft, 0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def _configure_sqlite(app: Flask) -> None:
@@ -155,9 +159,3 @@ def _add_admin_login(app: Flask) -> None:
     @app.post("/admin/logout")
     def admin_logout() -> Response:
         return customers.logout_admin(jsonify({"data": {}}))
-
-    @customers.admin_loader
-    def load_admin(admin_id: str) -> bool:
-        from flask import current_app
-
-        return admin_id == current_app.config["EXAMPLE_ADMIN_EMAIL"]

@@ -12,8 +12,6 @@ from werkzeug.security import DEFAULT_PBKDF2_ITERATIONS
 
 from .errors import ConfigurationError
 
-PREFIX = "EVERSHOP_CUSTOMER_"
-
 #: Every configuration key the extension reads, with its default.
 DEFAULTS: dict[str, Any] = {
     "EVERSHOP_CUSTOMER_URL_PREFIX": "/api",

@@ -323,11 +323,6 @@ def customer_body(record: CustomerRecord, *, links: bool) -> dict[str, Any]:
     return {"data": data}
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """EverShop's error envelope."""
-    return {"error": {"status": status, "message": message}}
-
-
 def parse_if_match(header: str | None, uuid: str) -> int | None:
     """The version an ``If-Match`` header asks for; None when there is no header.
 

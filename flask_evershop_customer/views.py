@@ -11,6 +11,7 @@ from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException
 
 from .auth import authenticate
+from .config import DEFAULTS
 from .errors import (
     APIError,
     ServiceUnavailable,
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from .schemas import CustomerRecord
 
 BLUEPRINT_NAME = "evershop_customer"
-DEFAULT_URL_PREFIX = "/api"
 
 
 def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
@@ -189,7 +189,10 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
     """The blueprint of one extension instance. Registering it on an app (directly or
     through ``init_app``) sets the extension up on that app."""
     blueprint = Blueprint(
-        BLUEPRINT_NAME, __name__, url_prefix=DEFAULT_URL_PREFIX, cli_group="customers"
+        BLUEPRINT_NAME,
+        __name__,
+        url_prefix=DEFAULTS["EVERSHOP_CUSTOMER_URL_PREFIX"],
+        cli_group="customers",
     )
     # First in line: it may move the prefix before the rules below are added.
     blueprint.record(extension._on_register)
