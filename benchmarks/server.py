@@ -28,7 +28,7 @@ class Server:
     host: str
     port: int
     workers: int
-    pid: int
+    process: subprocess.Popen[bytes]
     log_path: Path
 
     def log_tail(self, lines: int = 40) -> str:
@@ -41,10 +41,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def gunicorn(
-    app: str, *, workers: int, env: Mapping[str, str], start_timeout: float = 60.0
-) -> Iterator[Server]:
-    """Serve the WSGI ``app`` ("module:name") with ``workers`` workers until the block ends.
+def gunicorn(app: str, *, workers: int, env: Mapping[str, str]) -> Iterator[Server]:
+    """Serve the WSGI ``app`` ("module:name") with ``workers`` workers until the block
+    ends. Call :func:`wait_until_ready` before sending it requests (starting several
+    servers first and then waiting for all of them saves their start-up times).
 
     The listening socket is bound here and handed to gunicorn (``fd://``), so the port
     is free and ours without a race. gunicorn runs in its own process group, which is
@@ -94,9 +94,7 @@ def gunicorn(
             pass_fds=(listener.fileno(),),
             start_new_session=True,
         )
-        server = Server(HOST, port, workers, process.pid, Path(log.name))
-        _wait_until_ready(server, process, start_timeout)
-        yield server
+        yield Server(HOST, port, workers, process, Path(log.name))
     finally:
         listener.close()
         if process is not None:
@@ -106,8 +104,9 @@ def gunicorn(
             os.unlink(log.name)
 
 
-def _wait_until_ready(server: Server, process: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_until_ready(server: Server, timeout: float = 60.0) -> None:
     """Wait (bounded) until a worker answers ``GET /bare/pid``."""
+    process = server.process
     request = f"GET /bare/pid HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
