@@ -49,6 +49,7 @@ class Settings:
     token_lifetime: int
     jwt_key: bytes
     admin_key: bytes
+    fingerprint_key: bytes
     token_cookie_name: str
     admin_cookie_name: str
     admin_cookie_lifetime: int
@@ -86,6 +87,7 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         token_lifetime=_int(config, "EVERSHOP_CUSTOMER_TOKEN_LIFETIME", 60),
         jwt_key=_derive(secret, b"jwt"),
         admin_key=_derive(secret, b"admin-cookie"),
+        fingerprint_key=_derive(secret, b"fingerprint"),
         token_cookie_name=_string(config, "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME"),
         admin_cookie_name=_string(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME"),
         admin_cookie_lifetime=_int(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME", 60),

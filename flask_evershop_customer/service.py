@@ -11,15 +11,16 @@ from __future__ import annotations
 import functools
 import math
 import uuid as uuid_module
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from blinker import Signal
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
@@ -88,20 +89,19 @@ class Actor:
 
 @dataclass(frozen=True)
 class LoginResult:
-    """A new session: its id, its signed token and when it ends."""
+    """A new session: its id, its signed token, and whose it is."""
 
     token: str
     sid: str
-    expires_at: datetime
     customer: CustomerRecord
 
 
 @dataclass
-class _Unit:
+class _Unit(Generic[T]):
     """What a unit of work produced: its result and the signals to send before commit."""
 
-    result: Any
-    events: list[tuple[Signal, dict[str, Any]]] = field(default_factory=list)
+    result: T
+    events: Sequence[tuple[Signal, Mapping[str, Any]]] = ()
 
 
 def record_of(customer: CustomerColumns) -> CustomerRecord:
@@ -146,7 +146,7 @@ class CustomerService:
         return self._db.session  # type: ignore[return-value]
 
     @functools.cached_property
-    def _session_lookup(self) -> sa.Select[Any]:
+    def _session_lookup(self) -> sa.Select[datetime, datetime | None, CustomerColumns]:
         """The token check's query, built once (on first use, when the host's models are
         all declared): building a statement costs more than running a cached one."""
         Customer, Session = self._models.Customer, self._models.Session
@@ -214,7 +214,7 @@ class CustomerService:
         """Create a customer. :class:`Conflict` when the email is taken (any case)."""
         password_hash = self.hasher.hash(new.password)
 
-        def work() -> _Unit:
+        def work() -> _Unit[CustomerRecord]:
             now = self._clock()
             customer = self._models.Customer(
                 uuid=uuid_module.uuid4().hex,
@@ -262,7 +262,7 @@ class CustomerService:
         password_hash = self.hasher.hash(changes.password) if changes.password else None
         customer_id = customer.customer_id
 
-        def work() -> _Unit:
+        def work() -> _Unit[CustomerRecord]:
             target = self._reload(customer)
             if expected_version is not None and target.version != expected_version:
                 raise PreconditionFailed()
@@ -287,7 +287,7 @@ class CustomerService:
         self.authorize(actor, customer)
         customer_id = customer.customer_id
 
-        def work() -> _Unit:
+        def work() -> _Unit[CustomerRecord]:
             target = self._reload(customer)
             if expected_version is not None and target.version != expected_version:
                 raise PreconditionFailed()
@@ -308,11 +308,16 @@ class CustomerService:
     def login(self, credentials: Credentials, client_address: str) -> LoginResult:
         """Check the password (exactly one hash check, whatever happens) and open a
         session. :class:`InvalidCredentials` for an unknown email, a wrong password or
-        a disabled customer alike; :class:`TooManyRequests` while throttled."""
+        a disabled customer alike; :class:`TooManyRequests` while throttled.
+
+        The attempt is recorded (and committed) before the password is checked, so
+        concurrent attempts cannot slip past the limit; a success forgets it again.
+        """
         now = self._clock()
-        email_key = fingerprint("email:" + credentials.email_canonical, 64)
-        ip_key = fingerprint("ip:" + client_address, 64)
-        earlier_failures = self._check_throttle(email_key, ip_key, now, client_address)
+        email_key = self._subject("email", credentials.email_canonical)
+        # Without an address (a unix socket, say) there is nothing to limit by.
+        ip_key = self._subject("ip", client_address) if client_address else None
+        attempt_ids = self._reserve_attempt(email_key, ip_key, now, client_address)
         Customer = self._models.Customer
         customer = self._session.scalars(
             sa.select(Customer).where(Customer.email_canonical == credentials.email_canonical)
@@ -320,16 +325,12 @@ class CustomerService:
         stored = customer.password_hash if customer is not None else None
         valid = self.hasher.verify(stored, credentials.password)
         if customer is None or not valid or customer.status != 1:
-            # Read before the failure is committed: afterwards it would cost a reload.
-            customer_uuid = customer.uuid if customer is not None else None
-            self._record_failure(email_key, ip_key, now)
-            reason = "unknown email" if customer is None else "wrong password or disabled"
             security_event(
                 "login_failed",
-                customer=customer_uuid,
+                customer=customer.uuid if customer is not None else None,
                 email_hash=email_key[:16],
                 client=client_address,
-                reason=reason,
+                reason="unknown email" if customer is None else "wrong password or disabled",
             )
             raise InvalidCredentials()
         rehash = (
@@ -338,7 +339,7 @@ class CustomerService:
             else None
         )
 
-        def work() -> _Unit:
+        def work() -> _Unit[LoginResult]:
             sid = str(uuid_module.uuid4())
             expires_at = now + timedelta(seconds=self.tokens.lifetime)
             self._session.add(
@@ -348,24 +349,27 @@ class CustomerService:
             )
             if rehash is not None:
                 customer.password_hash = rehash
-            if email_key in earlier_failures:
+            if attempt_ids:
                 LoginFailure = self._models.LoginFailure
                 self._session.execute(
-                    sa.delete(LoginFailure).where(LoginFailure.subject == email_key)
+                    sa.delete(LoginFailure).where(
+                        sa.or_(LoginFailure.subject == email_key, LoginFailure.id.in_(attempt_ids))
+                    )
                 )
             self._session.flush()
             record = record_of(customer)
             result = LoginResult(
-                token=self.tokens.issue(customer.uuid, sid, now),
-                sid=sid,
-                expires_at=expires_at,
-                customer=record,
+                token=self.tokens.issue(customer.uuid, sid, now), sid=sid, customer=record
             )
             return _Unit(
                 result, [(signals.customer_logged_in, {"customer": record.public(), "sid": sid})]
             )
 
-        result: LoginResult = self._atomic(work)
+        try:
+            result = self._atomic(work, retry_stale=True)
+        except (Conflict, ObjectDeletedError):
+            # The customer was deleted while logging in.
+            raise InvalidCredentials() from None
         # From the snapshot: after the commit the loaded customer is expired, and reading
         # it again would be one more query, outside the request's transaction.
         security_event(
@@ -419,7 +423,7 @@ class CustomerService:
                 )
                 raise Forbidden("You can only end your own sessions")
 
-        def work() -> _Unit:
+        def work() -> _Unit[list[tuple[str, str | None]]]:
             ended = dict(owners)  # every session ended here -> its customer_id
             if customer_ids:
                 ended.update(
@@ -491,7 +495,7 @@ class CustomerService:
     def clear_login_failures(self, email_canonical: str) -> int:
         """Lift the lockout of one email. Returns how many failures were forgotten."""
         LoginFailure = self._models.LoginFailure
-        subject = fingerprint("email:" + email_canonical, 64)
+        subject = self._subject("email", email_canonical)
         result = self._session.execute(
             sa.delete(LoginFailure).where(LoginFailure.subject == subject)
         )
@@ -548,59 +552,84 @@ class CustomerService:
             execution_options=NO_SYNC,
         )
 
-    def _check_throttle(
-        self, email_key: str, ip_key: str, now: datetime, client_address: str
-    ) -> set[str]:
-        """Raise :class:`TooManyRequests` while either limit is reached; return the
-        subjects that have failures in the window."""
+    def _subject(self, kind: str, value: str) -> str:
+        """The throttling key of an email or an address: a keyed digest, never the value."""
+        return fingerprint(f"{kind}:{value}", 64, self._settings.fingerprint_key)
+
+    def _reserve_attempt(
+        self, email_key: str, ip_key: str | None, now: datetime, client_address: str
+    ) -> list[int]:
+        """Record this attempt as a failure under each limited subject and commit it;
+        then count the failures up to and including it (so concurrent attempts cannot
+        all pass). Over a limit, forget it again and raise :class:`TooManyRequests`.
+        Returns the ids of the recorded rows."""
         limits = {
-            email_key: self._settings.login_max_failures,
-            ip_key: self._settings.login_max_failures_per_ip,
+            subject: limit
+            for subject, limit in (
+                (email_key, self._settings.login_max_failures),
+                (ip_key, self._settings.login_max_failures_per_ip),
+            )
+            if subject is not None and limit > 0
         }
-        limits = {subject: limit for subject, limit in limits.items() if limit > 0}
         if not limits:
-            return set()
+            return []
         LoginFailure = self._models.LoginFailure
+        rows: list[dict[str, Any]] = [{"subject": s, "failed_at": now} for s in limits]
+
+        def work() -> _Unit[dict[str, int]]:
+            table = LoginFailure.__table__
+            insert = sa.insert(table)
+            if self._session.get_bind().dialect.insert_executemany_returning:
+                # One statement for both rows, with their ids.
+                returned = self._session.execute(
+                    insert.returning(table.c.subject, table.c.id), rows
+                )
+                return _Unit({subject: row_id for subject, row_id in returned})
+            ids = {}
+            for row in rows:  # MySQL has no RETURNING: one INSERT a row, with its lastrowid
+                result = cast(CursorResult[Any], self._session.execute(insert, row))
+                ids[row["subject"]] = int(result.inserted_primary_key[0])  # type: ignore[index]
+            return _Unit(ids)
+
+        ids = self._atomic(work)
         window = self._settings.login_failure_window
-        rows = self._session.execute(
+        counted = self._session.execute(
             sa.select(LoginFailure.subject, sa.func.count(), sa.func.min(LoginFailure.failed_at))
             .where(
-                LoginFailure.subject.in_(list(limits)),
+                sa.or_(
+                    *(
+                        sa.and_(LoginFailure.subject == subject, LoginFailure.id <= row_id)
+                        for subject, row_id in ids.items()
+                    )
+                ),
                 LoginFailure.failed_at > now - timedelta(seconds=window),
             )
             .group_by(LoginFailure.subject)
         ).all()
-        for subject, count, oldest in rows:
-            if count >= limits[subject]:
-                # The oldest failure leaves the window then, freeing one attempt.
-                retry_after = math.ceil((oldest + timedelta(seconds=window) - now).total_seconds())
+        for subject, count, oldest in counted:
+            if count > limits[subject]:
+                self._session.execute(
+                    sa.delete(LoginFailure).where(LoginFailure.id.in_(list(ids.values())))
+                )
+                self._session.commit()
                 security_event(
                     "login_throttled",
                     scope="email" if subject == email_key else "ip",
                     email_hash=email_key[:16],
                     client=client_address,
                 )
-                raise TooManyRequests(retry_after)
-        return {subject for subject, _, _ in rows}
+                # The oldest failure leaves the window then, freeing one attempt.
+                raise TooManyRequests(
+                    math.ceil((oldest + timedelta(seconds=window) - now).total_seconds())
+                )
+        return list(ids.values())
 
-    def _record_failure(self, email_key: str, ip_key: str, now: datetime) -> None:
-        if not (self._settings.login_max_failures or self._settings.login_max_failures_per_ip):
-            return
-        LoginFailure = self._models.LoginFailure
-
-        def work() -> _Unit:
-            self._session.execute(
-                sa.insert(LoginFailure),
-                [{"subject": email_key, "failed_at": now}, {"subject": ip_key, "failed_at": now}],
-            )
-            return _Unit(None)
-
-        self._atomic(work)
-
-    def _atomic(self, work: Callable[[], _Unit], *, retry_stale: bool = False) -> Any:
+    def _atomic(self, work: Callable[[], _Unit[T]], *, retry_stale: bool = False) -> T:
         """Run ``work``, send its signals, commit; roll back on any failure.
 
-        Retries transient database conflicts; maps the rest to API errors.
+        Retries transient database conflicts by running the whole unit again, signals
+        included: a receiver works inside the transaction, so its own work was rolled
+        back with the rest. Maps the other failures to API errors.
         """
         session = self._session
         for attempt in range(1, ATTEMPTS + 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -99,6 +100,8 @@ class AdminCookieSigner:
         return admin_id
 
 
-def fingerprint(value: str, length: int = 16) -> str:
-    """A one-way digest of a session id, email or address, for logs and throttling keys."""
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+def fingerprint(value: str, length: int = 16, key: bytes = b"") -> str:
+    """A one-way digest for logs and throttling keys. Session ids are random and need no
+    key; emails and addresses are guessable, so they are digested with a secret ``key``."""
+    data = value.encode("utf-8", "surrogatepass")
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:length]

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import OperationalError, StatementError
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from .auth import authenticate
 from .config import DEFAULTS
@@ -167,9 +169,31 @@ ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
     ("/customers/openapi.json", "openapi", openapi_document, ("GET",)),
     ("/customers/sessions", "create_session", create_session, ("POST",)),
     ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),
-    ("/customers/<customer_id>", "update_customer", update_customer, ("PATCH",)),
-    ("/customers/<customer_id>", "delete_customer", delete_customer, ("DELETE",)),
+    (
+        "/customers/<evershop_customer_id:customer_id>",
+        "update_customer",
+        update_customer,
+        ("PATCH",),
+    ),
+    (
+        "/customers/<evershop_customer_id:customer_id>",
+        "delete_customer",
+        delete_customer,
+        ("DELETE",),
+    ),
 ]
+
+
+class CustomerIdConverter(BaseConverter):
+    """A path segment naming a customer: anything but the two fixed names beside it, so
+    that a wrong method on ``/customers/sessions`` is a 405, not a customer lookup.
+    Malformed ids still reach the views, which answer 404 ``Invalid customer id``."""
+
+    regex = r"(?!sessions$|openapi\.json$)[^/]+"
+
+
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("evershop_customer_id", CustomerIdConverter)
 
 
 def _routing_error() -> Response | None:
@@ -196,6 +220,7 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
     )
     # First in line: it may move the prefix before the rules below are added.
     blueprint.record(extension._on_register)
+    blueprint.record(_add_converter)
     for path, endpoint, view, methods in ROUTES:
         blueprint.add_url_rule(path, endpoint, view, methods=list(methods))
     blueprint.before_app_request(_routing_error)

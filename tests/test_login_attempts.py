@@ -1,0 +1,87 @@
+"""Login attempts are recorded before the password is checked, so the limit holds even
+when attempts arrive together."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from flask_evershop_customer import passwords
+
+from .conftest import PASSWORD
+
+
+def test_concurrent_attempts_check_no_more_passwords_than_the_limit(
+    app_factory, monkeypatch, database
+):
+    if database.backend == "sqlite":
+        pytest.skip("SQLite serialises writers: there is no race to show")
+    app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=3)
+    app.test_client().post(
+        "/api/customers",
+        json={"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"},
+    )
+    checks = []
+    real_check = passwords.check_password_hash
+
+    def counting_check(*args, **kwargs):
+        checks.append(1)
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(passwords, "check_password_hash", counting_check)
+    barrier = threading.Barrier(8)
+    statuses = []
+
+    def attempt():
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(
+            "/api/customers/sessions",
+            json={"email": "alice@example.com", "password": "a wrong password"},
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(set(statuses)) <= [400, 429]
+    assert len(checks) <= 3
+    assert statuses.count(400) == len(checks)
+
+
+def test_without_returning_one_insert_a_row_still_counts(app, client, api, monkeypatch):
+    """MySQL has no INSERT ... RETURNING: the attempt rows go in one by one."""
+    api.register("alice@example.com")
+    with app.app_context():
+        dialect = app.extensions["sqlalchemy"].engine.dialect
+    monkeypatch.setattr(dialect, "insert_executemany_returning", False)
+    wrong = {"email": "alice@example.com", "password": "a wrong password"}
+    statuses = [client.post("/api/customers/sessions", json=wrong).status_code for _ in range(6)]
+    assert statuses == [400] * 5 + [429]
+
+
+def test_a_success_forgets_its_own_attempt(app_factory):
+    app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=2)
+    client = app.test_client(use_cookies=False)
+    body = {"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"}
+    client.post("/api/customers", json=body)
+    for _ in range(5):
+        assert client.post("/api/customers/sessions", json=body).status_code == 200
+
+
+def test_no_client_address_means_no_address_limit(app_factory):
+    app = app_factory(
+        EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=1
+    )
+    client = app.test_client(use_cookies=False)
+    wrong = {"email": "x@example.com", "password": "a wrong password"}
+    for _ in range(3):
+        response = client.post(
+            "/api/customers/sessions", json=wrong, environ_base={"REMOTE_ADDR": ""}
+        )
+        assert response.status_code == 400
+    limited = [client.post("/api/customers/sessions", json=wrong).status_code for _ in range(2)]
+    assert limited == [400, 429]
