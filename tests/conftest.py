@@ -131,6 +131,8 @@ class CheckedClient(FlaskClient):
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         response = super().open(*args, **kwargs)
+        if response.request.path.endswith("/openapi.json"):
+            return response  # the schema names the password field, and holds no data
         assert_no_secrets(response.get_data(as_text=True))
         for header in response.headers.getlist("Set-Cookie"):
             assert_no_secrets(header)
@@ -161,8 +163,9 @@ def _walk(value: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]
             yield from _walk(v, key)
 
 
-def make_app(url: str, **config: Any) -> Flask:
-    """A host app like a user's: its own db, the extension, a cheap hash for speed."""
+def make_app(url: str, *, set_up: bool = True, **config: Any) -> Flask:
+    """A host app like a user's: its own db, the extension (unless ``set_up`` is false),
+    a cheap hash for speed."""
     app = Flask("shop")
     app.test_client_class = CheckedClient
     app.config.update(
@@ -174,7 +177,8 @@ def make_app(url: str, **config: Any) -> Flask:
     )
     app.config.update(config)
     db.init_app(app)
-    customers.init_app(app)
+    if set_up:
+        customers.init_app(app)
     return app
 
 

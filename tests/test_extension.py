@@ -8,23 +8,14 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_evershop_customer import ConfigurationError, EverShopCustomer
 
-from .conftest import CHEAP_HASH, PASSWORD, SECRET_KEY, customers, db
+from .conftest import CHEAP_HASH, PASSWORD, SECRET_KEY, customers, db, make_app
 
 BODY = {"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"}
 
 
 def bare_app(url: str, **config) -> Flask:
-    app = Flask("host")
-    app.config.update(
-        TESTING=True,
-        SECRET_KEY=SECRET_KEY,
-        SQLALCHEMY_DATABASE_URI=url,
-        EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=CHEAP_HASH,
-        EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
-    )
-    app.config.update(config)
-    db.init_app(app)
-    return app
+    """A host app with its db but without the extension yet."""
+    return make_app(url, set_up=False, **config)
 
 
 @pytest.fixture
