@@ -1,5 +1,6 @@
 """Who is calling: credentials from the request, the CSRF rule, and the helpers the host
-uses on its own routes (``admin_required``, ``customer_required``, ``current_customer``).
+uses on its own routes (``admin_required``, ``customer_required``, ``current_customer``,
+``get_current_customer``).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import g, request
+from flask import Response, current_app, g, request
 from werkzeug.local import LocalProxy
 
 from .errors import APIError, Forbidden, Unauthorized, error_response
@@ -17,11 +18,13 @@ from .service import Actor
 from .state import AppState, get_state
 
 if TYPE_CHECKING:
-    from .models import CustomerColumns
+    from .schemas import CustomerRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ACTOR_KEY = "_evershop_customer_actor"
+#: Set when the request's token cookie was refused: its 401 clears the cookie.
+_BAD_COOKIE_KEY = "_evershop_customer_bad_token_cookie"
 
 
 def _bearer_token() -> str | None:
@@ -34,14 +37,24 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
+def admin_cookie_value() -> str | None:
+    """The admin cookie of the current request, as sent (not yet verified)."""
+    return request.cookies.get(get_state().settings.admin_cookie_name) or None
+
+
+def token_cookie_value() -> str | None:
+    """The token cookie of the current request, as sent (not yet verified)."""
+    return request.cookies.get(get_state().settings.token_cookie_name) or None
+
+
 def _admin_actor(state: AppState) -> Actor | None:
-    value = request.cookies.get(state.settings.admin_cookie_name)
+    value = admin_cookie_value()
     if not value:
         return None
     try:
-        admin_id = state.admin_cookies.unsign(value)
-    except Unauthorized:
-        security_event("admin_cookie_rejected", path=request.path)
+        admin_id, _session_id = state.admin_sessions.check(value)
+    except Unauthorized as error:
+        security_event("admin_cookie_rejected", path=request.path, reason=error.message)
         return None
     if not state.is_admin(admin_id):
         security_event("admin_rejected_by_loader", admin=admin_id)
@@ -49,17 +62,28 @@ def _admin_actor(state: AppState) -> Actor | None:
     return Actor(admin_id=admin_id)
 
 
+def presented_token() -> tuple[str, bool] | None:
+    """The customer token of the request and whether it came from the cookie: the
+    bearer token or, without one, the token cookie."""
+    token = _bearer_token()
+    if token is not None:
+        return token, False
+    cookie = token_cookie_value()
+    return (cookie, True) if cookie else None
+
+
 def _customer_actor(state: AppState) -> tuple[Actor, bool] | None:
     """The customer behind the bearer token or, without one, the token cookie."""
+    from_cookie = False
     try:
-        token = _bearer_token()
-        from_cookie = token is None
-        if token is None:
-            token = request.cookies.get(state.settings.token_cookie_name)
-            if not token:
-                return None
+        presented = presented_token()
+        if presented is None:
+            return None
+        token, from_cookie = presented
         customer, sid = state.service.authenticate(token)
     except Unauthorized as error:
+        if from_cookie:
+            setattr(g, _BAD_COOKIE_KEY, True)
         security_event(
             "token_rejected",
             path=request.path,
@@ -129,6 +153,42 @@ def _origin_hint() -> str:
     return (request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site") or "")[:200]
 
 
+def finish_response(response: Response) -> Response:
+    """Clear a token cookie that cannot work any more: on a 401 to a request whose token
+    cookie was refused, and after an admin's write that ended the session of a token
+    cookie the same request carries."""
+    state = get_state()
+    if response.status_code == 401 and g.get(_BAD_COOKIE_KEY):
+        clear_token_cookie(response)
+        return response
+    actor = g.get(_ACTOR_KEY)
+    cookie = token_cookie_value()
+    if (
+        cookie
+        and isinstance(actor, Actor)
+        and actor.is_admin
+        and request.method not in SAFE_METHODS
+        and response.status_code < 300
+    ):
+        try:
+            state.service.authenticate(cookie)
+        except Unauthorized:
+            clear_token_cookie(response)
+    return response
+
+
+def clear_token_cookie(response: Response) -> None:
+    """Tell the browser to drop the token cookie."""
+    settings = get_state().settings
+    response.delete_cookie(
+        settings.token_cookie_name,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
 def _guard(admin_only: bool) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
@@ -139,8 +199,9 @@ def _guard(admin_only: bool) -> Callable[[F], F]:
                     _denied("forbidden", actor, reason="customer only")
                     raise Forbidden("Customer credentials are required")
             except APIError as error:
-                return error_response(error)
-            return view(*args, **kwargs)
+                return finish_response(error_response(error))
+            # Flask's way to run a view that may be ``async def``.
+            return current_app.ensure_sync(view)(*args, **kwargs)
 
         return cast(F, wrapper)
 
@@ -153,12 +214,40 @@ admin_required = _guard(admin_only=True)
 customer_required = _guard(admin_only=False)
 
 
-def _load_current_customer() -> CustomerColumns | None:
+class AnonymousCustomer:
+    """What :data:`current_customer` is without a logged-in customer: falsy, and
+    ``is_authenticated`` is False (as Flask-Login's anonymous user)."""
+
+    is_authenticated = False
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "<AnonymousCustomer>"
+
+
+ANONYMOUS = AnonymousCustomer()
+
+
+def get_current_customer() -> CustomerRecord | None:
+    """The customer of the current request (bearer token or token cookie), or None.
+
+    An admin cookie is not a customer: with one, this is None too.
+    """
     try:
         return authenticate(quiet=True).customer
     except APIError:
         return None
 
 
-#: The customer of the current request, or None: a ``Customer`` model instance.
-current_customer: CustomerColumns | None = LocalProxy(_load_current_customer)  # type: ignore[assignment]
+def _current_customer_or_anonymous() -> CustomerRecord | AnonymousCustomer:
+    customer = get_current_customer()
+    return ANONYMOUS if customer is None else customer
+
+
+#: The customer of the current request (a :class:`CustomerRecord`), or
+#: :class:`AnonymousCustomer`. Test it with ``current_customer.is_authenticated`` (or
+#: ``if not current_customer``); it is a proxy, so ``current_customer is None`` is never
+#: true: use :func:`get_current_customer` for a real None.
+current_customer: CustomerRecord = LocalProxy(_current_customer_or_anonymous)  # type: ignore[assignment]

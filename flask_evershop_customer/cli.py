@@ -20,17 +20,28 @@ def add_commands(group: click.Group) -> None:
 @with_appcontext
 @click.argument("admin_id")
 def admin_cookie(admin_id: str) -> None:
-    """Print a signed admin cookie value for ADMIN_ID (for curl: -b "asid=...")."""
-    click.echo(get_state().admin_cookies.sign(admin_id))
+    """Open an admin session for ADMIN_ID and print its cookie value (for curl:
+    -b "asid=..."). Refused when the admin loader rejects ADMIN_ID."""
+    state = get_state()
+    if not state.is_admin(admin_id):
+        raise click.BadParameter("the admin loader does not accept this id", param_hint="ADMIN_ID")
+    click.echo(state.admin_sessions.open(admin_id))
 
 
 @click.command("purge-sessions")
 @with_appcontext
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 def purge_sessions(batch_size: int) -> None:
-    """Delete expired and revoked sessions and old failed-login records, in batches."""
-    deleted = get_state().service.purge_sessions(batch_size)
-    click.echo(f"Deleted {deleted} expired or revoked sessions.")
+    """Delete expired and revoked sessions (customers' and admins'), in batches, and
+    throttling records older than the window."""
+    state = get_state()
+    sessions = state.service.purge_sessions(batch_size)
+    admin_sessions = state.admin_sessions.purge(batch_size)
+    attempts = state.service.throttle.purge()
+    click.echo(
+        f"Deleted {sessions} expired or revoked sessions, {admin_sessions} admin sessions"
+        f" and {attempts} old throttling records."
+    )
 
 
 @click.command("unlock")

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES": 5,
     "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP": 100,
     "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW": 900,
+    "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP": 20,
 }
 
 PASSWORD_MAX_LENGTH = 128
@@ -58,6 +59,7 @@ class Settings:
     login_max_failures: int
     login_max_failures_per_ip: int
     login_failure_window: int
+    registrations_per_ip: int
 
 
 def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
@@ -75,7 +77,9 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
     if secure is None:
         secure = not (debug or testing)
     elif not isinstance(secure, bool):
-        raise ConfigurationError("EVERSHOP_CUSTOMER_COOKIE_SECURE must be True, False or None")
+        raise ConfigurationError(
+            f"EVERSHOP_CUSTOMER_COOKIE_SECURE must be True, False or None, got {secure!r}"
+        )
     secret = _secret(config)
     return Settings(
         url_prefix=prefix,
@@ -96,6 +100,7 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         login_max_failures=_int(config, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES", 0),
         login_max_failures_per_ip=_int(config, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP", 0),
         login_failure_window=_int(config, "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW", 1),
+        registrations_per_ip=_int(config, "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP", 0),
     )
 
 

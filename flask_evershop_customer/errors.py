@@ -7,6 +7,7 @@ scoped to the extension's routes and never catch the host app's own errors.
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Response
 from werkzeug import exceptions as werkzeug_exceptions
@@ -19,6 +20,23 @@ class EverShopCustomerError(Exception):
 
 class ConfigurationError(EverShopCustomerError):
     """The app's ``EVERSHOP_CUSTOMER_*`` configuration is invalid (raised by ``init_app``)."""
+
+
+class DatabaseError(EverShopCustomerError):
+    """The database refused a statement for a reason that is not the client's (a bug or
+    a schema problem). Carries the driver's first line only, never the statement's
+    parameters, so a password hash cannot reach a log through it."""
+
+    @classmethod
+    def from_driver(cls, exc: Exception) -> DatabaseError:
+        """The error for a SQLAlchemy ``DBAPIError`` (or any driver exception)."""
+        orig = getattr(exc, "orig", exc)
+        first_line = str(orig).strip().partition("\n")[0]
+        return cls(f"{type(orig).__name__}: {_HASH.sub('[hash]', first_line)}")
+
+
+#: A Werkzeug password hash, wherever a driver might quote one.
+_HASH = re.compile(r"\b(?:pbkdf2|scrypt)[:$][^\s'\",)]*")
 
 
 class APIError(EverShopCustomerError):
@@ -121,8 +139,8 @@ class TooManyRequests(APIError):
     status = 429
     message = "Too many failed login attempts, try again later"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
         self.retry_after = max(1, retry_after)
 
     @property
@@ -144,12 +162,15 @@ class ServiceUnavailable(APIError):
 def error_response(error: APIError) -> Response:
     """EverShop's envelope for ``error``, with its status and headers."""
     body = {"error": {"status": error.status, "message": error.message}}
-    return Response(
+    response = Response(
         json.dumps(body, separators=(",", ":")),
         status=error.status,
         headers=error.headers,
         mimetype="application/json",
     )
+    # Like every answer of the extension: no browser or shared cache keeps a copy.
+    response.cache_control.no_store = True
+    return response
 
 
 def from_http_exception(exc: HTTPException) -> APIError:

@@ -10,14 +10,19 @@ from flask import Flask, Response
 from flask.blueprints import BlueprintSetupState
 from flask_sqlalchemy import SQLAlchemy
 
+from .admins import AdminSessions
+from .auth import admin_cookie_value
 from .cli import add_commands
+from .clock import Clock
 from .config import DEFAULTS, load_settings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Unauthorized
 from .models import Models, build_models
 from .passwords import PasswordHasher
 from .service import CustomerService
 from .state import EXTENSION_KEY, AppState, get_state
+from .throttle import Throttle
 from .tokens import AdminCookieSigner, TokenCodec
+from .unit_of_work import UnitOfWork
 from .views import create_blueprint
 
 AdminLoader = Callable[[str], bool]
@@ -70,16 +75,35 @@ class EverShopCustomer:
             # A plain register_blueprint() follows the app's configured prefix.
             state.url_prefix = settings.url_prefix or None
         settings = dataclasses.replace(settings, url_prefix=state.url_prefix or "")
+        clock = Clock()
+        uow = UnitOfWork(self.db, sender=app)
+        throttle = Throttle(
+            uow=uow,
+            model=self.models.LoginFailure,
+            key=settings.fingerprint_key,
+            window=settings.login_failure_window,
+            email_limit=settings.login_max_failures,
+            address_limit=settings.login_max_failures_per_ip,
+            clock=clock,
+        )
         service = CustomerService(
-            db=self.db,
+            uow=uow,
             models=self.models,
             settings=settings,
             hasher=PasswordHasher(settings.password_hash_method),
             tokens=TokenCodec(settings.jwt_key, settings.token_lifetime),
-            sender=app,
+            throttle=throttle,
+            clock=clock,
         )
-        admin_cookies = AdminCookieSigner(settings.admin_key, settings.admin_cookie_lifetime)
-        app.extensions[EXTENSION_KEY] = AppState(settings, service, admin_cookies, self.is_admin)
+        admin_sessions = AdminSessions(
+            uow=uow,
+            model=self.models.AdminSession,
+            signer=AdminCookieSigner(settings.admin_key, settings.admin_cookie_lifetime),
+            clock=clock,
+        )
+        app.extensions[EXTENSION_KEY] = AppState(
+            settings, service, admin_sessions, self.is_admin, clock
+        )
 
     # -- admins -----------------------------------------------------------------------
 
@@ -92,15 +116,16 @@ class EverShopCustomer:
         return callback
 
     def is_admin(self, admin_id: str) -> bool:
-        """Whether ``admin_id`` (from a valid cookie) is accepted by the admin loader."""
+        """Whether ``admin_id`` (of a live admin session) is accepted by the admin loader."""
         return self._admin_loader is None or bool(self._admin_loader(admin_id))
 
     def login_admin(self, response: Response, admin_id: str) -> Response:
-        """Set the admin cookie on ``response``, after the host's own admin login."""
+        """Open an admin session for ``admin_id`` and set its cookie on ``response``,
+        after the host's own admin login succeeded."""
         state = get_state()
         response.set_cookie(
             state.settings.admin_cookie_name,
-            state.admin_cookies.sign(admin_id),
+            state.admin_sessions.open(admin_id),
             max_age=state.settings.admin_cookie_lifetime,
             path="/",
             secure=state.settings.cookie_secure,
@@ -110,8 +135,15 @@ class EverShopCustomer:
         return response
 
     def logout_admin(self, response: Response) -> Response:
-        """Clear the admin cookie on ``response``."""
+        """End the admin session of the current request's cookie (if any) and clear the
+        cookie on ``response``. The cookie's value no longer works afterwards."""
         state = get_state()
+        value = admin_cookie_value()
+        if value:
+            try:
+                state.admin_sessions.revoke(state.admin_sessions.session_id(value))
+            except Unauthorized:
+                pass  # a cookie that does not verify names no session to end
         response.delete_cookie(
             state.settings.admin_cookie_name,
             path="/",
@@ -120,6 +152,22 @@ class EverShopCustomer:
             samesite="Lax",
         )
         return response
+
+    def end_admin_sessions(self, admin_id: str) -> int:
+        """End every session of ``admin_id`` (when the host removes that admin or changes
+        its password). Returns how many were live."""
+        return get_state().admin_sessions.end_all(admin_id)
+
+    @property
+    def clock(self) -> Clock:
+        """The current app's clock; tests move it with ``clock.travel(seconds)``."""
+        return get_state().clock
+
+    @property
+    def throttle(self) -> Throttle:
+        """The current app's :class:`~flask_evershop_customer.throttle.Throttle`: hosts
+        limit their own logins with ``throttle.attempt(...)``."""
+        return get_state().service.throttle
 
     @property
     def service(self) -> CustomerService:

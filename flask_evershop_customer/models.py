@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 CUSTOMER_TABLE = "evershop_customer"
 SESSION_TABLE = "evershop_customer_session"
 LOGIN_FAILURE_TABLE = "evershop_customer_login_failure"
+ADMIN_SESSION_TABLE = "evershop_customer_admin_session"
 
 EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 255
@@ -121,12 +122,35 @@ class LoginFailureColumns(_Mapped):
         )
 
 
+class AdminSessionColumns(_Mapped):
+    """An admin login: the row the signed admin cookie names. Live while unrevoked and
+    unexpired; the host's admin id is whatever its ``admin_loader`` understands."""
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            sa.Index("ix_evershop_customer_admin_session_admin_id", "admin_id"),
+            sa.Index("ix_evershop_customer_admin_session_expires_at", "expires_at"),
+            MYSQL_TABLE_ARGS,
+        )
+
+    def __repr__(self) -> str:
+        return f"<AdminSession {self.id}>"
+
+
 class Models(NamedTuple):
-    """The three mapped classes of one ``db``."""
+    """The mapped classes of one ``db``."""
 
     Customer: type[CustomerColumns]
     Session: type[SessionColumns]
     LoginFailure: type[LoginFailureColumns]
+    AdminSession: type[AdminSessionColumns]
 
 
 _built: weakref.WeakKeyDictionary[SQLAlchemy, Models] = weakref.WeakKeyDictionary()
@@ -145,6 +169,11 @@ def build_models(db: SQLAlchemy) -> Models:
                 "CustomerLoginFailure",
                 (LoginFailureColumns, base),
                 {"__tablename__": LOGIN_FAILURE_TABLE},
+            ),
+            AdminSession=type(
+                "CustomerAdminSession",
+                (AdminSessionColumns, base),
+                {"__tablename__": ADMIN_SESSION_TABLE},
             ),
         )
     return _built[db]

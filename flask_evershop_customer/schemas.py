@@ -13,7 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -73,10 +73,14 @@ class CustomerRecord:
     status: int
     group_id: int
     email: str
+    email_canonical: str
     full_name: str
     created_at: datetime
     updated_at: datetime
     version: int
+
+    #: True for every customer (Flask-Login's name); see :data:`current_customer`.
+    is_authenticated: ClassVar[bool] = True
 
     def public(self) -> dict[str, Any]:
         """The customer object of the API, in EverShop's field order."""
@@ -183,15 +187,23 @@ def _status(body: dict[str, Any]) -> int:
 
 
 def canonical_email(email: str) -> str | None:
-    """The form two addresses are compared in (normalized, lower-cased), or None if
-    ``email`` is not a valid address. No DNS look-up is made."""
+    """The one form an address is compared in everywhere (uniqueness, login, throttling,
+    ``unlock``), or None if ``email`` is not a valid address. No DNS look-up is made.
+
+    NFKC first, so compatibility forms (full-width ``ｚｏｅ``, ligatures) are the
+    address they stand for; then the validator's normalization (IDNA for the domain);
+    then case folding (``ß`` is ``ss``). Confusable letters of other scripts (a Cyrillic
+    ``о`` in a Latin name) are different letters, so different addresses.
+    """
     if len(email) > EMAIL_MAX_LENGTH:
         return None
     try:
-        valid = validate_email(email, check_deliverability=False)
+        valid = validate_email(unicodedata.normalize("NFKC", email), check_deliverability=False)
     except EmailNotValidError:
         return None
-    return valid.normalized.lower()
+    canonical = unicodedata.normalize("NFKC", valid.normalized.casefold())
+    # Folding can lengthen an address (ß -> ss): keep what the column holds.
+    return canonical if len(canonical) <= EMAIL_MAX_LENGTH else None
 
 
 def _email(body: dict[str, Any]) -> tuple[str, str]:

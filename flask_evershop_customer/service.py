@@ -1,29 +1,25 @@
 """The rules: create, update, delete, log in, log out, authenticate. No request objects.
 
-Each write runs as one unit of work: the change is flushed, the signals are sent, and
-only then is it committed. Any failure rolls the whole unit back, so a 2xx always means
-committed and anything else means nothing changed (except the failed-login record that
-throttling needs). The database's unique constraint decides duplicates, not a pre-check.
+Each write runs as one unit of work (:mod:`.unit_of_work`): a 2xx always means committed
+and anything else means nothing changed (except the attempts that throttling records).
+The database's unique constraint decides duplicates, not a pre-check. Customers travel as
+:class:`CustomerRecord` snapshots, never as live ORM objects: a write names the version
+it was decided on, and a write that finds another version either runs again with the row
+locked or, when the client sent ``If-Match``, is a 412.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import math
 import uuid as uuid_module
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Generic, TypeVar, cast
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, cast
 
 import sqlalchemy as sa
-from blinker import Signal
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from . import signals
 from .config import Settings
@@ -33,12 +29,10 @@ from .errors import (
     InvalidCredentials,
     NotFound,
     PreconditionFailed,
-    ServiceUnavailable,
-    TooManyRequests,
     Unauthorized,
 )
 from .logs import security_event
-from .models import CustomerColumns, Models, SessionColumns
+from .models import Models
 from .passwords import PasswordHasher
 from .schemas import (
     Credentials,
@@ -48,23 +42,13 @@ from .schemas import (
     is_sid,
     is_uuid,
 )
-from .tokens import TokenCodec, fingerprint
+from .throttle import Throttle
+from .tokens import TokenCodec
+from .unit_of_work import StaleVersion, Unit, UnitOfWork
 
-T = TypeVar("T")
-#: How often a unit of work is tried when the database reports a deadlock, a
-#: serialization failure, a lock timeout, or a write that lost a race.
-ATTEMPTS = 3
 DEFAULT_GROUP_ID = 1
-#: For bulk UPDATE/DELETE of session rows. The library never holds session objects in
-#: the ORM session (it reads their columns only), and the commit that follows expires
-#: everything, so matching the statement against the identity map (the default,
-#: "auto") would be work for nothing on every logout, password change and delete.
-NO_SYNC = {"synchronize_session": False}
-
-
-def utcnow() -> datetime:
-    """Now, in UTC, naive and to the second (what every supported database stores)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+#: The customer columns a :class:`CustomerRecord` is made of.
+RECORD_COLUMNS = tuple(field.name for field in dataclasses.fields(CustomerRecord))
 
 
 @dataclass(frozen=True)
@@ -72,7 +56,7 @@ class Actor:
     """Who makes a request: an admin (by id) or a customer (with their session)."""
 
     admin_id: str | None = None
-    customer: CustomerColumns | None = None
+    customer: CustomerRecord | None = None
     sid: str | None = None
 
     @property
@@ -80,7 +64,7 @@ class Actor:
         """Whether an admin makes the request."""
         return self.admin_id is not None
 
-    def may_manage(self, customer: CustomerColumns) -> bool:
+    def may_manage(self, customer: CustomerRecord) -> bool:
         """Admins manage every customer; a customer only themselves."""
         return self.is_admin or (
             self.customer is not None and self.customer.customer_id == customer.customer_id
@@ -96,27 +80,8 @@ class LoginResult:
     customer: CustomerRecord
 
 
-@dataclass
-class _Unit(Generic[T]):
-    """What a unit of work produced: its result and the signals to send before commit."""
-
-    result: T
-    events: Sequence[tuple[Signal, Mapping[str, Any]]] = ()
-
-
-def record_of(customer: CustomerColumns) -> CustomerRecord:
-    """The public snapshot of a loaded customer."""
-    return CustomerRecord(
-        customer_id=customer.customer_id,
-        uuid=customer.uuid,
-        status=customer.status,
-        group_id=customer.group_id,
-        email=customer.email,
-        full_name=customer.full_name,
-        created_at=customer.created_at,
-        updated_at=customer.updated_at,
-        version=customer.version,
-    )
+class _ChangedDuringLogin(Exception):
+    """The customer was changed, disabled or deleted while their password was checked."""
 
 
 class CustomerService:
@@ -125,43 +90,50 @@ class CustomerService:
     def __init__(
         self,
         *,
-        db: SQLAlchemy,
+        uow: UnitOfWork,
         models: Models,
         settings: Settings,
         hasher: PasswordHasher,
         tokens: TokenCodec,
-        sender: Flask,
-        clock: Callable[[], datetime] = utcnow,
+        throttle: Throttle,
+        clock: Callable[[], datetime],
     ) -> None:
-        self._db = db
+        self._uow = uow
         self._models = models
         self._settings = settings
         self.hasher = hasher
         self.tokens = tokens
-        self._sender = sender
+        self.throttle = throttle
         self._clock = clock
 
     @property
-    def _session(self) -> OrmSession:
-        return self._db.session  # type: ignore[return-value]
+    def _customers(self) -> sa.Table:
+        return self._models.Customer.__table__
+
+    @property
+    def _sessions(self) -> sa.Table:
+        return self._models.Session.__table__
 
     @functools.cached_property
-    def _session_lookup(self) -> sa.Select[datetime, datetime | None, CustomerColumns]:
+    def _record_columns(self) -> list[sa.ColumnElement[Any]]:
+        return [self._customers.c[name] for name in RECORD_COLUMNS]
+
+    @functools.cached_property
+    def _session_lookup(self) -> sa.Select[Any]:
         """The token check's query, built once (on first use, when the host's models are
         all declared): building a statement costs more than running a cached one."""
-        Customer, Session = self._models.Customer, self._models.Session
+        sessions, customers = self._sessions, self._customers
         return (
-            sa.select(Session.expires_at, Session.revoked_at, Customer)
-            .join(Customer, Customer.customer_id == Session.customer_id)
-            .where(Session.sid == sa.bindparam("sid"))
+            sa.select(sessions.c.expires_at, sessions.c.revoked_at, *self._record_columns)
+            .join_from(sessions, customers, customers.c.customer_id == sessions.c.customer_id)
+            .where(sessions.c.sid == sa.bindparam("sid"))
         )
 
     @functools.cached_property
     def _end_sessions(self) -> sa.Update:
         """The usual logout's UPDATE, built once: end the bound ``sids`` if still live at
-        the bound ``now``. On the table, not the mapped class: no session object is ever
-        loaded to keep in step, and the ORM's bulk-update path costs more than the query."""
-        table = self._models.Session.__table__
+        the bound ``now``."""
+        table = self._sessions
         return (
             sa.update(table)
             .where(
@@ -174,19 +146,18 @@ class CustomerService:
 
     # -- reads ------------------------------------------------------------------------
 
-    def get(self, customer_uuid: str) -> CustomerColumns:
+    def get(self, customer_uuid: str) -> CustomerRecord:
         """The customer with this uuid; :class:`NotFound` when there is none."""
-        customer = None
+        row = None
         if is_uuid(customer_uuid):
-            Customer = self._models.Customer
-            customer = self._session.scalars(
-                sa.select(Customer).where(Customer.uuid == customer_uuid)
+            row = self._uow.session.execute(
+                sa.select(*self._record_columns).where(self._customers.c.uuid == customer_uuid)
             ).one_or_none()
-        if customer is None:
+        if row is None:
             raise NotFound("Invalid customer id")
-        return customer
+        return CustomerRecord(*row)
 
-    def authenticate(self, token: str) -> tuple[CustomerColumns, str]:
+    def authenticate(self, token: str) -> tuple[CustomerRecord, str]:
         """The customer and session id a token stands for, in one indexed query.
 
         :class:`Unauthorized` unless the token verifies and its session is live, belongs
@@ -195,10 +166,11 @@ class CustomerService:
         claims = self.tokens.verify(token)
         if not is_sid(claims.sid):
             raise Unauthorized("Invalid token")
-        row = self._session.execute(self._session_lookup, {"sid": claims.sid}).one_or_none()
+        row = self._uow.session.execute(self._session_lookup, {"sid": claims.sid}).one_or_none()
         if row is None:
             raise Unauthorized("Session has ended")
-        expires_at, revoked_at, customer = row
+        expires_at, revoked_at, *columns = row
+        customer = CustomerRecord(*columns)
         if (
             revoked_at is not None
             or expires_at <= self._clock()
@@ -210,33 +182,53 @@ class CustomerService:
 
     # -- customers --------------------------------------------------------------------
 
-    def create(self, new: NewCustomer) -> CustomerRecord:
-        """Create a customer. :class:`Conflict` when the email is taken (any case)."""
+    def create(
+        self, new: NewCustomer, *, client_address: str = "", by_admin: bool = False
+    ) -> CustomerRecord:
+        """Create a customer. :class:`Conflict` when the email is taken (any case);
+        :class:`TooManyRequests` when ``client_address`` registered too often (admins
+        are not limited)."""
+        limit = self._settings.registrations_per_ip
+        if client_address and not by_admin:
+            subject = self.throttle.subject("register-ip", client_address)
+            self.throttle.reserve(
+                {subject: limit}, event="registration_throttled", client=client_address
+            )
+        self._uow.end_read()
         password_hash = self.hasher.hash(new.password)
 
-        def work() -> _Unit[CustomerRecord]:
+        def work(_attempt: int) -> Unit[CustomerRecord]:
             now = self._clock()
-            customer = self._models.Customer(
+            draft = CustomerRecord(
+                customer_id=0,
                 uuid=uuid_module.uuid4().hex,
                 status=new.status,
                 group_id=DEFAULT_GROUP_ID,
                 email=new.email,
                 email_canonical=new.email_canonical,
                 full_name=new.full_name,
-                password_hash=password_hash,
                 created_at=now,
                 updated_at=now,
+                version=1,
             )
-            self._session.add(customer)
-            self._session.flush()
-            record = record_of(customer)
-            return _Unit(record, [(signals.customer_created, {"customer": record.public()})])
+            values = dataclasses.asdict(draft)
+            del values["customer_id"]
+            result = cast(
+                CursorResult[Any],
+                self._uow.session.execute(
+                    sa.insert(self._customers).values(password_hash=password_hash, **values)
+                ),
+            )
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT of one row always has it
+            record = dataclasses.replace(draft, customer_id=int(key[0]))
+            return Unit(record, [(signals.customer_created, {"customer": record.public()})])
 
-        return self._atomic(work)
+        return self._uow.run(work)
 
     def update(
         self,
-        customer: CustomerColumns,
+        customer: CustomerRecord,
         changes: CustomerChanges,
         actor: Actor,
         *,
@@ -245,63 +237,88 @@ class CustomerService:
         """Apply ``changes``. A password change ends the customer's other sessions (all
         of them when an admin changes it); status 0 ends every session.
 
-        :class:`Forbidden` for ``status`` from a non-admin, :class:`PreconditionFailed`
-        when ``expected_version`` is not the current one, :class:`Conflict` for a taken
-        email.
+        Without ``expected_version`` concurrent updates are serialised and all applied;
+        with it, a stale one is :class:`PreconditionFailed`. :class:`Forbidden` for
+        ``status`` from a non-admin, :class:`Conflict` for a taken email (counted against
+        a customer who tries too many: :class:`TooManyRequests`).
         """
         self.authorize(actor, customer)
         if changes.status is not None and not actor.is_admin:
-            security_event(
-                "forbidden",
-                customer=actor.customer.uuid if actor.customer is not None else None,
-                sid=actor.sid,
-                target=customer.uuid,
-                reason="status is admin-only",
-            )
+            self._forbidden(actor, customer, "status is admin-only")
             raise Forbidden("/status can only be changed by an admin")
-        password_hash = self.hasher.hash(changes.password) if changes.password else None
-        customer_id = customer.customer_id
-
-        def work() -> _Unit[CustomerRecord]:
-            target = self._reload(customer)
-            if expected_version is not None and target.version != expected_version:
+        if changes == CustomerChanges():
+            if expected_version is not None and expected_version != customer.version:
                 raise PreconditionFailed()
-            changed = self._apply(target, changes, password_hash)
-            if not changed:
-                return _Unit(record_of(target))
-            target.updated_at = self._clock()
-            if password_hash is not None or target.status == 0:
-                keep = actor.sid if password_hash is not None and target.status == 1 else None
-                self._revoke_sessions(customer_id, keep_sid=keep)
-            self._session.flush()
-            record = record_of(target)
-            event = {"customer": record.public(), "changed": sorted(changed)}
-            return _Unit(record, [(signals.customer_updated, event)])
+            return customer
+        attempt = None
+        new_email = changes.email_canonical not in (None, customer.email_canonical)
+        if new_email and not actor.is_admin:
+            attempt = self.throttle.reserve(
+                {
+                    self.throttle.subject("email-change", customer.uuid): (
+                        self._settings.login_max_failures
+                    )
+                },
+                event="email_change_throttled",
+                customer=customer.uuid,
+                sid=actor.sid,
+            )
+        password_hash = None
+        if changes.password:
+            self._uow.end_read()
+            password_hash = self.hasher.hash(changes.password)
 
-        return self._atomic(work, retry_stale=expected_version is None)
+        def work(attempt_number: int) -> Unit[CustomerRecord]:
+            # First from the record the request was decided on; after a lost race, from
+            # the row locked until commit, so the retry cannot lose again.
+            base = customer if attempt_number == 1 else self._locked(customer.customer_id)
+            if expected_version is not None and base.version != expected_version:
+                raise PreconditionFailed()
+            values = _changed_values(base, changes)
+            if password_hash is not None:
+                values["password_hash"] = password_hash
+            if not values:
+                return Unit(base)
+            changed = sorted({_FIELD_OF.get(name, name) for name in values})
+            values["updated_at"] = self._clock()
+            values["version"] = base.version + 1
+            self._write_version(base, sa.update(self._customers).values(**values))
+            status = values.get("status", base.status)
+            if password_hash is not None or status == 0:
+                keep = actor.sid if password_hash is not None and status == 1 else None
+                self._revoke_sessions(base.customer_id, keep_sid=keep)
+            if attempt is not None:
+                self.throttle.forget(attempt)
+            values.pop("password_hash", None)
+            record = dataclasses.replace(base, **values)
+            event = {"customer": record.public(), "changed": changed}
+            return Unit(record, [(signals.customer_updated, event)])
+
+        try:
+            return self._uow.run(work, retry_stale=expected_version is None)
+        except Conflict:
+            if attempt is not None:
+                security_event("email_conflict", customer=customer.uuid, sid=actor.sid)
+            raise
 
     def delete(
-        self, customer: CustomerColumns, actor: Actor, *, expected_version: int | None = None
+        self, customer: CustomerRecord, actor: Actor, *, expected_version: int | None = None
     ) -> CustomerRecord:
         """Delete a customer and every session of theirs; returns it as it was."""
         self.authorize(actor, customer)
-        customer_id = customer.customer_id
 
-        def work() -> _Unit[CustomerRecord]:
-            target = self._reload(customer)
-            if expected_version is not None and target.version != expected_version:
+        def work(attempt_number: int) -> Unit[CustomerRecord]:
+            base = customer if attempt_number == 1 else self._locked(customer.customer_id)
+            if expected_version is not None and base.version != expected_version:
                 raise PreconditionFailed()
-            record = record_of(target)
-            Session = self._models.Session
-            self._session.execute(
-                sa.delete(Session).where(Session.customer_id == customer_id),
-                execution_options=NO_SYNC,
+            sessions = self._sessions
+            self._uow.session.execute(
+                sa.delete(sessions).where(sessions.c.customer_id == base.customer_id)
             )
-            self._session.delete(target)
-            self._session.flush()
-            return _Unit(record, [(signals.customer_deleted, {"customer": record.public()})])
+            self._write_version(base, sa.delete(self._customers))
+            return Unit(base, [(signals.customer_deleted, {"customer": base.public()})])
 
-        return self._atomic(work, retry_stale=expected_version is None)
+        return self._uow.run(work, retry_stale=expected_version is None)
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -311,71 +328,98 @@ class CustomerService:
         a disabled customer alike; :class:`TooManyRequests` while throttled.
 
         The attempt is recorded (and committed) before the password is checked, so
-        concurrent attempts cannot slip past the limit; a success forgets it again.
+        concurrent attempts cannot slip past the limit; a success forgets it again. No
+        transaction is open while the password is hashed; the session is written only if
+        the customer, read again and locked, still has the hash that was verified, is
+        still active and still has this email: a password change, a disable or a delete
+        that commits meanwhile makes the login fail.
         """
-        now = self._clock()
-        email_key = self._subject("email", credentials.email_canonical)
-        # Without an address (a unix socket, say) there is nothing to limit by.
-        ip_key = self._subject("ip", client_address) if client_address else None
-        attempt_ids = self._reserve_attempt(email_key, ip_key, now, client_address)
-        Customer = self._models.Customer
-        customer = self._session.scalars(
-            sa.select(Customer).where(Customer.email_canonical == credentials.email_canonical)
-        ).one_or_none()
-        stored = customer.password_hash if customer is not None else None
-        valid = self.hasher.verify(stored, credentials.password)
-        if customer is None or not valid or customer.status != 1:
-            security_event(
-                "login_failed",
-                customer=customer.uuid if customer is not None else None,
-                email_hash=email_key[:16],
-                client=client_address,
-                reason="unknown email" if customer is None else "wrong password or disabled",
+        settings, throttle = self._settings, self.throttle
+        email_key = throttle.subject("email", credentials.email_canonical)
+        limits = {email_key: settings.login_max_failures}
+        if client_address:  # without one (a unix socket, say) there is nothing to limit by
+            limits[throttle.subject("ip", client_address)] = settings.login_max_failures_per_ip
+        attempt = throttle.reserve(
+            limits, event="login_throttled", email_hash=email_key[:16], client=client_address
+        )
+        customers = self._customers
+        row = self._uow.session.execute(
+            sa.select(customers.c.password_hash, *self._record_columns).where(
+                customers.c.email_canonical == credentials.email_canonical
             )
-            raise InvalidCredentials()
+        ).one_or_none()
+        self._uow.end_read()
+        verified_hash = row[0] if row is not None else None
+        customer = CustomerRecord(*row[1:]) if row is not None else None
+        valid = self.hasher.verify(verified_hash, credentials.password)
+        if customer is None or verified_hash is None or not valid or customer.status != 1:
+            self._login_failed(customer, email_key, client_address)
         rehash = (
             self.hasher.hash(credentials.password)
-            if self.hasher.needs_rehash(customer.password_hash)
+            if self.hasher.needs_rehash(verified_hash)
             else None
         )
+        now = self._clock()
 
-        def work() -> _Unit[LoginResult]:
+        def work(_attempt: int) -> Unit[LoginResult]:
+            locked = self._uow.session.execute(
+                sa.select(
+                    customers.c.password_hash, customers.c.status, customers.c.email_canonical
+                )
+                .where(customers.c.customer_id == customer.customer_id)
+                .with_for_update()
+            ).one_or_none()
+            if locked is None or tuple(locked) != (verified_hash, 1, customer.email_canonical):
+                raise _ChangedDuringLogin()
             sid = str(uuid_module.uuid4())
-            expires_at = now + timedelta(seconds=self.tokens.lifetime)
-            self._session.add(
-                self._models.Session(
-                    sid=sid, customer_id=customer.customer_id, created_at=now, expires_at=expires_at
+            self._uow.session.execute(
+                sa.insert(self._sessions).values(
+                    sid=sid,
+                    customer_id=customer.customer_id,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=self.tokens.lifetime),
                 )
             )
             if rehash is not None:
-                customer.password_hash = rehash
-            if attempt_ids:
-                LoginFailure = self._models.LoginFailure
-                self._session.execute(
-                    sa.delete(LoginFailure).where(
-                        sa.or_(LoginFailure.subject == email_key, LoginFailure.id.in_(attempt_ids))
+                # Only over the hash that was verified: never over a newer password.
+                self._uow.session.execute(
+                    sa.update(customers)
+                    .where(
+                        customers.c.customer_id == customer.customer_id,
+                        customers.c.password_hash == verified_hash,
                     )
+                    .values(password_hash=rehash)
                 )
-            self._session.flush()
-            record = record_of(customer)
-            result = LoginResult(
-                token=self.tokens.issue(customer.uuid, sid, now), sid=sid, customer=record
-            )
-            return _Unit(
-                result, [(signals.customer_logged_in, {"customer": record.public(), "sid": sid})]
-            )
+            throttle.forget(attempt, email_key)
+            result = LoginResult(self.tokens.issue(customer.uuid, sid, now), sid, customer)
+            event = {"customer": customer.public(), "sid": sid}
+            return Unit(result, [(signals.customer_logged_in, event)])
 
         try:
-            result = self._atomic(work, retry_stale=True)
-        except (Conflict, ObjectDeletedError):
-            # The customer was deleted while logging in.
-            raise InvalidCredentials() from None
-        # From the snapshot: after the commit the loaded customer is expired, and reading
-        # it again would be one more query, outside the request's transaction.
+            result = self._uow.run(work, locking=True)
+        except (_ChangedDuringLogin, Conflict):
+            self._login_failed(customer, email_key, client_address, "changed during login")
         security_event(
             "login", customer=result.customer.uuid, sid=result.sid, client=client_address
         )
         return result
+
+    def _login_failed(
+        self,
+        customer: CustomerRecord | None,
+        email_key: str,
+        client_address: str,
+        reason: str | None = None,
+    ) -> NoReturn:
+        security_event(
+            "login_failed",
+            customer=customer.uuid if customer is not None else None,
+            email_hash=email_key[:16],
+            client=client_address,
+            reason=reason
+            or ("unknown email" if customer is None else "wrong password or disabled"),
+        )
+        raise InvalidCredentials()
 
     def logout(self, ids: list[str], actor: Actor) -> list[str]:
         """End sessions: each id is a session id or a customer uuid (all of that
@@ -384,7 +428,8 @@ class CustomerService:
         Returns the ended session ids."""
         if not ids:
             raise NotFound("Invalid session id")
-        Customer, Session = self._models.Customer, self._models.Session
+        customers, sessions = self._customers, self._sessions
+        session = self._uow.session
         now = self._clock()
         sids = [i for i in ids if i != actor.sid and is_sid(i)]
         uuids = [i for i in ids if is_uuid(i)]
@@ -393,17 +438,19 @@ class CustomerService:
         owners: dict[str, int] = {}
         if sids:
             owners = dict(
-                self._session.execute(
-                    sa.select(Session.sid, Session.customer_id).where(
-                        Session.sid.in_(sids), _live(Session, now)
+                session.execute(
+                    sa.select(sessions.c.sid, sessions.c.customer_id).where(
+                        sessions.c.sid.in_(sids), self._live(now)
                     )
                 ).all()
             )
         customer_ids: list[int] = []
         if uuids:
             found = dict(
-                self._session.execute(
-                    sa.select(Customer.uuid, Customer.customer_id).where(Customer.uuid.in_(uuids))
+                session.execute(
+                    sa.select(customers.c.uuid, customers.c.customer_id).where(
+                        customers.c.uuid.in_(uuids)
+                    )
                 ).all()
             )
             if len(found) != len(uuids):
@@ -423,46 +470,39 @@ class CustomerService:
                 )
                 raise Forbidden("You can only end your own sessions")
 
-        def work() -> _Unit[list[tuple[str, str | None]]]:
+        def work(_attempt: int) -> Unit[list[tuple[str, str | None]]]:
             ended = dict(owners)  # every session ended here -> its customer_id
             if customer_ids:
                 ended.update(
-                    self._session.execute(
-                        sa.select(Session.sid, Session.customer_id).where(
-                            Session.customer_id.in_(customer_ids),
-                            _live(Session, now),
-                            Session.sid.not_in(list(owners)),
+                    session.execute(
+                        sa.select(sessions.c.sid, sessions.c.customer_id).where(
+                            sessions.c.customer_id.in_(customer_ids),
+                            self._live(now),
+                            sessions.c.sid.not_in(list(owners)),
                         )
                     ).all()
                 )
-            if customer_ids:
                 condition = sa.or_(
-                    Session.sid.in_(list(owners)), Session.customer_id.in_(customer_ids)
+                    sessions.c.sid.in_(list(owners)), sessions.c.customer_id.in_(customer_ids)
                 )
-                self._session.execute(
-                    sa.update(Session).where(condition, _live(Session, now)).values(revoked_at=now),
-                    execution_options=NO_SYNC,
+                session.execute(
+                    sa.update(sessions).where(condition, self._live(now)).values(revoked_at=now)
                 )
             else:
-                self._session.execute(
+                session.execute(
                     self._end_sessions, {"sids": list(owners), "now": now, "ended_at": now}
                 )
             events = []
             uuids: dict[int, str] = {}
-            for owner_id in {*owners.values(), *customer_ids}:
-                owner = self._session.get(self._models.Customer, owner_id)
-                if owner is not None:
-                    uuids[owner_id] = owner.uuid
-                    owner_sids = [sid for sid, of in ended.items() if of == owner_id]
-                    events.append(
-                        (
-                            signals.customer_logged_out,
-                            {"customer": record_of(owner).public(), "sids": owner_sids},
-                        )
-                    )
-            return _Unit([(sid, uuids.get(of)) for sid, of in ended.items()], events)
+            for owner in self._records({*owners.values(), *customer_ids}, actor):
+                uuids[owner.customer_id] = owner.uuid
+                owner_sids = [sid for sid, of in ended.items() if of == owner.customer_id]
+                events.append(
+                    (signals.customer_logged_out, {"customer": owner.public(), "sids": owner_sids})
+                )
+            return Unit([(sid, uuids.get(of)) for sid, of in ended.items()], events)
 
-        ended: list[tuple[str, str | None]] = self._atomic(work)
+        ended = self._uow.run(work)
         for sid, customer_uuid in ended:
             security_event("logout", customer=customer_uuid, sid=sid, by_admin=actor.admin_id)
         return [sid for sid, _ in ended]
@@ -470,208 +510,113 @@ class CustomerService:
     # -- maintenance ------------------------------------------------------------------
 
     def purge_sessions(self, batch_size: int = 1000) -> int:
-        """Delete expired and revoked sessions, ``batch_size`` rows per transaction, and
-        login failures older than the throttling window. Returns the sessions deleted."""
-        Session, LoginFailure = self._models.Session, self._models.LoginFailure
+        """Delete expired and revoked sessions, ``batch_size`` rows per transaction.
+        Returns how many."""
+        table = self._sessions
         now = self._clock()
+        ended = sa.or_(table.c.expires_at <= now, table.c.revoked_at.is_not(None))
         total = 0
         while True:
-            batch = self._session.scalars(
-                sa.select(Session.sid)
-                .where(sa.or_(Session.expires_at <= now, Session.revoked_at.is_not(None)))
-                .limit(batch_size)
-            ).all()
-            if batch:
-                self._session.execute(sa.delete(Session).where(Session.sid.in_(batch)))
-            self._session.commit()
-            total += len(batch)
-            if len(batch) < batch_size:
-                break
-        cutoff = now - timedelta(seconds=self._settings.login_failure_window)
-        self._session.execute(sa.delete(LoginFailure).where(LoginFailure.failed_at <= cutoff))
-        self._session.commit()
-        return total
+
+            def work(_attempt: int) -> Unit[int]:
+                batch = self._uow.session.scalars(
+                    sa.select(table.c.sid).where(ended).limit(batch_size)
+                ).all()
+                if batch:
+                    self._uow.session.execute(sa.delete(table).where(table.c.sid.in_(batch)))
+                return Unit(len(batch))
+
+            deleted = self._uow.run(work)
+            total += deleted
+            if deleted < batch_size:
+                return total
 
     def clear_login_failures(self, email_canonical: str) -> int:
         """Lift the lockout of one email. Returns how many failures were forgotten."""
-        LoginFailure = self._models.LoginFailure
-        subject = self._subject("email", email_canonical)
-        result = self._session.execute(
-            sa.delete(LoginFailure).where(LoginFailure.subject == subject)
-        )
-        self._session.commit()
-        return int(getattr(result, "rowcount", 0) or 0)
+        return self.throttle.clear(self.throttle.subject("email", email_canonical))
 
     # -- helpers ----------------------------------------------------------------------
 
-    def authorize(self, actor: Actor, customer: CustomerColumns) -> None:
+    def authorize(self, actor: Actor, customer: CustomerRecord) -> None:
         """:class:`Forbidden` unless ``actor`` may manage ``customer``."""
         if not actor.may_manage(customer):
-            security_event(
-                "forbidden",
-                customer=actor.customer.uuid if actor.customer is not None else None,
-                sid=actor.sid,
-                target=customer.uuid,
-            )
+            self._forbidden(actor, customer)
             raise Forbidden("You can only manage your own account")
 
     @staticmethod
-    def _reload(customer: CustomerColumns) -> CustomerColumns:
-        """The customer, still there: a retry after a rollback reloads it, and finds it
-        gone if a concurrent request deleted it."""
-        try:
-            customer.version  # noqa: B018 - loads the row again if it was expired
-        except ObjectDeletedError:
-            raise NotFound("Invalid customer id") from None
-        return customer
-
-    @staticmethod
-    def _apply(
-        customer: CustomerColumns, changes: CustomerChanges, password_hash: str | None
-    ) -> set[str]:
-        changed = set()
-        for name in ("email", "full_name", "status"):
-            value = getattr(changes, name)
-            if value is not None and value != getattr(customer, name):
-                setattr(customer, name, value)
-                changed.add(name)
-        if changes.email_canonical is not None:
-            customer.email_canonical = changes.email_canonical
-        if password_hash is not None:
-            customer.password_hash = password_hash
-            changed.add("password")
-        return changed
-
-    def _revoke_sessions(self, customer_id: int, *, keep_sid: str | None) -> None:
-        Session = self._models.Session
-        condition = [Session.customer_id == customer_id, Session.revoked_at.is_(None)]
-        if keep_sid is not None:
-            condition.append(Session.sid != keep_sid)
-        self._session.execute(
-            sa.update(Session).where(*condition).values(revoked_at=self._clock()),
-            execution_options=NO_SYNC,
+    def _forbidden(actor: Actor, customer: CustomerRecord, reason: str | None = None) -> None:
+        security_event(
+            "forbidden",
+            customer=actor.customer.uuid if actor.customer is not None else None,
+            sid=actor.sid,
+            target=customer.uuid,
+            reason=reason,
         )
 
-    def _subject(self, kind: str, value: str) -> str:
-        """The throttling key of an email or an address: a keyed digest, never the value."""
-        return fingerprint(f"{kind}:{value}", 64, self._settings.fingerprint_key)
+    def _locked(self, customer_id: int) -> CustomerRecord:
+        """The customer as committed now, locked until the transaction ends;
+        :class:`NotFound` if a concurrent request deleted it."""
+        row = self._uow.session.execute(
+            sa.select(*self._record_columns)
+            .where(self._customers.c.customer_id == customer_id)
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise NotFound("Invalid customer id")
+        return CustomerRecord(*row)
 
-    def _reserve_attempt(
-        self, email_key: str, ip_key: str | None, now: datetime, client_address: str
-    ) -> list[int]:
-        """Record this attempt as a failure under each limited subject and commit it;
-        then count the failures up to and including it (so concurrent attempts cannot
-        all pass). Over a limit, forget it again and raise :class:`TooManyRequests`.
-        Returns the ids of the recorded rows."""
-        limits = {
-            subject: limit
-            for subject, limit in (
-                (email_key, self._settings.login_max_failures),
-                (ip_key, self._settings.login_max_failures_per_ip),
+    def _write_version(self, base: CustomerRecord, statement: sa.Update | sa.Delete) -> None:
+        """Run an UPDATE or DELETE of ``base``'s row only while it is still at
+        ``base``'s version; :class:`StaleVersion` when another request changed it."""
+        customers = self._customers
+        result = self._uow.session.execute(
+            statement.where(
+                customers.c.customer_id == base.customer_id,
+                customers.c.version == base.version,
             )
-            if subject is not None and limit > 0
-        }
-        if not limits:
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise StaleVersion()
+
+    def _records(self, customer_ids: Iterable[int], actor: Actor) -> list[CustomerRecord]:
+        """The customers with these ids; the actor's own record costs no query."""
+        wanted = set(customer_ids)
+        own = actor.customer
+        if own is not None and wanted == {own.customer_id}:
+            return [own]
+        if not wanted:
             return []
-        LoginFailure = self._models.LoginFailure
-        rows: list[dict[str, Any]] = [{"subject": s, "failed_at": now} for s in limits]
-
-        def work() -> _Unit[dict[str, int]]:
-            table = LoginFailure.__table__
-            insert = sa.insert(table)
-            if self._session.get_bind().dialect.insert_executemany_returning:
-                # One statement for both rows, with their ids.
-                returned = self._session.execute(
-                    insert.returning(table.c.subject, table.c.id), rows
-                )
-                return _Unit({subject: row_id for subject, row_id in returned})
-            ids = {}
-            for row in rows:  # MySQL has no RETURNING: one INSERT a row, with its lastrowid
-                result = cast(CursorResult[Any], self._session.execute(insert, row))
-                ids[row["subject"]] = int(result.inserted_primary_key[0])  # type: ignore[index]
-            return _Unit(ids)
-
-        ids = self._atomic(work)
-        window = self._settings.login_failure_window
-        counted = self._session.execute(
-            sa.select(LoginFailure.subject, sa.func.count(), sa.func.min(LoginFailure.failed_at))
-            .where(
-                sa.or_(
-                    *(
-                        sa.and_(LoginFailure.subject == subject, LoginFailure.id <= row_id)
-                        for subject, row_id in ids.items()
-                    )
-                ),
-                LoginFailure.failed_at > now - timedelta(seconds=window),
-            )
-            .group_by(LoginFailure.subject)
+        rows = self._uow.session.execute(
+            sa.select(*self._record_columns).where(self._customers.c.customer_id.in_(wanted))
         ).all()
-        for subject, count, oldest in counted:
-            if count > limits[subject]:
-                self._session.execute(
-                    sa.delete(LoginFailure).where(LoginFailure.id.in_(list(ids.values())))
-                )
-                self._session.commit()
-                security_event(
-                    "login_throttled",
-                    scope="email" if subject == email_key else "ip",
-                    email_hash=email_key[:16],
-                    client=client_address,
-                )
-                # The oldest failure leaves the window then, freeing one attempt.
-                raise TooManyRequests(
-                    math.ceil((oldest + timedelta(seconds=window) - now).total_seconds())
-                )
-        return list(ids.values())
+        return [CustomerRecord(*row) for row in rows]
 
-    def _atomic(self, work: Callable[[], _Unit[T]], *, retry_stale: bool = False) -> T:
-        """Run ``work``, send its signals, commit; roll back on any failure.
+    def _revoke_sessions(self, customer_id: int, *, keep_sid: str | None) -> None:
+        sessions = self._sessions
+        condition = [sessions.c.customer_id == customer_id, sessions.c.revoked_at.is_(None)]
+        if keep_sid is not None:
+            condition.append(sessions.c.sid != keep_sid)
+        self._uow.session.execute(
+            sa.update(sessions).where(*condition).values(revoked_at=self._clock())
+        )
 
-        Retries transient database conflicts by running the whole unit again, signals
-        included: a receiver works inside the transaction, so its own work was rolled
-        back with the rest. Maps the other failures to API errors.
-        """
-        session = self._session
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                unit = work()
-                for signal, payload in unit.events:
-                    signal.send(self._sender, **payload)
-                session.commit()
-                return unit.result
-            except IntegrityError as exc:
-                session.rollback()
-                if "email_canonical" in str(exc.orig):
-                    raise Conflict() from None
-                raise Conflict("The request conflicts with a concurrent change") from None
-            except StaleDataError:
-                session.rollback()
-                if retry_stale and attempt < ATTEMPTS:
-                    continue
-                raise PreconditionFailed() from None
-            except OperationalError as exc:
-                session.rollback()
-                if _is_transient(exc) and attempt < ATTEMPTS:
-                    continue
-                raise ServiceUnavailable() from None
-            except BaseException:
-                session.rollback()
-                raise
-        raise ServiceUnavailable()  # pragma: no cover - the loop always returns or raises
+    def _live(self, now: datetime) -> sa.ColumnElement[bool]:
+        """A session neither revoked nor expired at ``now``."""
+        sessions = self._sessions
+        return sa.and_(sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
 
 
-def _live(Session: type[SessionColumns], now: datetime) -> sa.ColumnElement[bool]:
-    """A session neither revoked nor expired at ``now``."""
-    return sa.and_(Session.revoked_at.is_(None), Session.expires_at > now)
+#: The field name a changed column is reported under in ``customer_updated``.
+_FIELD_OF = {"password_hash": "password", "email_canonical": "email"}
 
 
-def _is_transient(exc: OperationalError) -> bool:
-    """Deadlocks, serialization failures and lock time-outs, on each supported database."""
-    orig: Any = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate in ("40001", "40P01", "55P03"):
-        return True
-    args = getattr(orig, "args", ())
-    if args and args[0] in (1205, 1213):
-        return True
-    return "database is locked" in str(orig)
+def _changed_values(base: CustomerRecord, changes: CustomerChanges) -> dict[str, Any]:
+    """The columns ``changes`` really changes on ``base``."""
+    values: dict[str, Any] = {}
+    for name in ("email", "full_name", "status"):
+        value = getattr(changes, name)
+        if value is not None and value != getattr(base, name):
+            values[name] = value
+    if changes.email_canonical is not None and changes.email_canonical != base.email_canonical:
+        values["email_canonical"] = changes.email_canonical
+    return values

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from .admins import AdminSessions
+from .clock import Clock
 from .config import Settings
 from .service import CustomerService
-from .tokens import AdminCookieSigner
 
 EXTENSION_KEY = "evershop_customer"
 
@@ -20,9 +21,10 @@ class AppState:
 
     settings: Settings
     service: CustomerService
-    admin_cookies: AdminCookieSigner
-    #: Whether an admin id from a valid cookie is still accepted (the admin loader).
+    admin_sessions: AdminSessions
+    #: Whether an admin id from a live admin session is still accepted (the admin loader).
     is_admin: Callable[[str], bool]
+    clock: Clock
 
 
 def get_state(app: Flask | None = None) -> AppState:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -77,31 +75,24 @@ class TokenCodec:
 
 
 class AdminCookieSigner:
-    """The ``asid`` cookie: a timestamped admin id signed with itsdangerous."""
+    """The ``asid`` cookie: a timestamped admin session id signed with itsdangerous."""
 
     def __init__(self, key: bytes, max_age: int) -> None:
         self._serializer = URLSafeTimedSerializer(key, salt=ADMIN_SALT)
         self.max_age = max_age
 
-    def sign(self, admin_id: str) -> str:
-        """The cookie value for ``admin_id``."""
-        return self._serializer.dumps(admin_id)
+    def sign(self, session_id: str) -> str:
+        """The cookie value naming admin session ``session_id``."""
+        return self._serializer.dumps(session_id)
 
     def unsign(self, value: str) -> str:
-        """The admin id in a valid, unexpired cookie; :class:`Unauthorized` otherwise."""
+        """The session id in a valid, unexpired cookie; :class:`Unauthorized` otherwise."""
         if len(value) > MAX_TOKEN_LENGTH:
             raise Unauthorized()
         try:
-            admin_id = self._serializer.loads(value, max_age=self.max_age)
+            session_id = self._serializer.loads(value, max_age=self.max_age)
         except BadSignature:
             raise Unauthorized() from None
-        if not isinstance(admin_id, str):
+        if not isinstance(session_id, str):
             raise Unauthorized()
-        return admin_id
-
-
-def fingerprint(value: str, length: int = 16, key: bytes = b"") -> str:
-    """A one-way digest for logs and throttling keys. Session ids are random and need no
-    key; emails and addresses are guessable, so they are digested with a secret ``key``."""
-    data = value.encode("utf-8", "surrogatepass")
-    return hmac.new(key, data, hashlib.sha256).hexdigest()[:length]
+        return session_id

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
-from sqlalchemy.exc import OperationalError, StatementError
+from sqlalchemy.exc import OperationalError
 from werkzeug import exceptions as werkzeug_exceptions
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import BaseConverter, RequestRedirect
 
-from .auth import authenticate
+from .auth import (
+    admin_cookie_value,
+    authenticate,
+    clear_token_cookie,
+    finish_response,
+    presented_token,
+)
 from .config import DEFAULTS
 from .errors import (
     APIError,
+    NotFound,
+    PayloadTooLarge,
     ServiceUnavailable,
+    Unauthorized,
     error_response,
     from_http_exception,
 )
@@ -51,9 +61,13 @@ def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
 
 
 def _body() -> Any:
-    """The JSON body, read within the configured size limit."""
-    request.max_content_length = get_state().settings.max_content_length
+    """The JSON body, read within the configured size limit: one byte more is read, so
+    that a body without ``Content-Length`` (chunked) over the limit is refused, not cut."""
+    limit = get_state().settings.max_content_length
+    request.max_content_length = limit + 1
     data = request.get_data(cache=True)
+    if len(data) > limit:
+        raise PayloadTooLarge()
     return parse_json_body(
         data,
         request.mimetype,
@@ -67,12 +81,20 @@ def _customer_response(record: CustomerRecord, *, links: bool) -> Response:
 
 
 def create_customer() -> Response:
-    """``POST /customers``: registration (or admin-only when registration is closed)."""
+    """``POST /customers``: registration (or admin-only when registration is closed).
+    Registrations are limited per client address, except an admin's."""
     state = get_state()
+    by_admin = False
     if not state.settings.allow_registration:
-        authenticate(admin_only=True)
+        by_admin = authenticate(admin_only=True).is_admin
+    elif admin_cookie_value():
+        try:
+            by_admin = authenticate(admin_only=True).is_admin
+        except APIError:
+            by_admin = False
     new = parse_new_customer(_body(), min_password_length=state.settings.password_min_length)
-    return _customer_response(state.service.create(new), links=True)
+    record = state.service.create(new, client_address=request.remote_addr or "", by_admin=by_admin)
+    return _customer_response(record, links=True)
 
 
 def update_customer(customer_id: str) -> Response:
@@ -100,11 +122,11 @@ def delete_customer(customer_id: str) -> Response:
     record = get_state().service.delete(customer, actor, expected_version=expected)
     response = _customer_response(record, links=False)
     if actor.customer is not None:
-        _clear_token_cookie(response)
+        clear_token_cookie(response)
     return response
 
 
-def _target(actor: Actor, customer_id: str) -> Any:
+def _target(actor: Actor, customer_id: str) -> CustomerRecord:
     """The customer the path names (404), if the caller may manage it (403). The
     caller's own record costs no query."""
     if actor.customer is not None and actor.customer.uuid == customer_id:
@@ -135,32 +157,49 @@ def create_session() -> Response:
 
 
 def delete_sessions(ids: str) -> Response:
-    """``DELETE`` (or ``POST``) ``/customers/sessions/{ids}``: log out."""
-    actor = authenticate()
+    """``DELETE`` (or ``POST``) ``/customers/sessions/{ids}``: log out.
+
+    Logging out of one's own session that has already ended (elsewhere, or by a password
+    change) succeeds and clears the cookie: the client is logged out either way.
+    """
+    requested = parse_session_ids(ids)
+    try:
+        actor = authenticate()
+    except Unauthorized:
+        if _names_own_ended_session(requested):
+            response = _json({"data": {}})
+            clear_token_cookie(response)
+            return response
+        raise
     _body()
-    ended = get_state().service.logout(parse_session_ids(ids), actor)
+    ended = get_state().service.logout(requested, actor)
     response = _json({"data": {}})
     if actor.sid is not None and actor.sid in ended:
-        _clear_token_cookie(response)
+        clear_token_cookie(response)
     return response
 
 
-def _clear_token_cookie(response: Response) -> None:
-    settings = get_state().settings
-    response.delete_cookie(
-        settings.token_cookie_name,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="Lax",
-    )
+def _names_own_ended_session(requested: list[str]) -> bool:
+    """Whether the request's token (whose session did not authenticate) verifies and
+    names exactly the one session the path names."""
+    try:
+        presented = presented_token()
+        if presented is None:
+            return False
+        claims = get_state().service.tokens.verify(presented[0])
+    except Unauthorized:
+        return False
+    return requested == [claims.sid]
 
 
 def openapi_document() -> Response:
     """``GET /customers/openapi.json``: the OpenAPI 3.1 document of these endpoints."""
-    response = Response(document_text(get_state().settings), mimetype="application/json")
-    response.cache_control.public = True
-    response.cache_control.max_age = 3600
+    return _json_text(document_text(get_state().settings))
+
+
+def _json_text(text: str) -> Response:
+    response = Response(text, mimetype="application/json")
+    response.cache_control.no_store = True
     return response
 
 
@@ -196,16 +235,27 @@ def _add_converter(state: BlueprintSetupState) -> None:
     state.app.url_map.converters.setdefault("evershop_customer_id", CustomerIdConverter)
 
 
+_SLASHES = re.compile(r"/{2,}")
+
+
 def _routing_error() -> Response | None:
     """A path under ``{prefix}/customers`` that matches no route (404) or not with this
-    method (405) gets the envelope. Routing errors happen before any blueprint is chosen,
-    so this runs for every request of the app, and leaves every other path alone."""
+    method (405) gets the envelope, and so does one with doubled slashes (never the
+    redirect Werkzeug would build from the ``Host`` header). Routing errors happen before
+    any blueprint is chosen, so this runs for every request of the app, and leaves every
+    other path alone."""
     error = request.routing_exception
-    if not isinstance(error, (werkzeug_exceptions.NotFound, werkzeug_exceptions.MethodNotAllowed)):
+    if not isinstance(
+        error,
+        (werkzeug_exceptions.NotFound, werkzeug_exceptions.MethodNotAllowed, RequestRedirect),
+    ):
         return None
     base = get_state().settings.url_prefix + "/customers"
-    if request.path != base and not request.path.startswith(base + "/"):
+    path = _SLASHES.sub("/", request.path)
+    if path != base and not path.startswith(base + "/"):
         return None
+    if isinstance(error, RequestRedirect) or path != request.path:
+        return error_response(NotFound())
     return error_response(from_http_exception(error))
 
 
@@ -222,33 +272,32 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
     blueprint.record(extension._on_register)
     blueprint.record(_add_converter)
     for path, endpoint, view, methods in ROUTES:
-        blueprint.add_url_rule(path, endpoint, view, methods=list(methods))
+        # merge_slashes: a doubled slash is a 404 here, not a redirect.
+        blueprint.add_url_rule(path, endpoint, view, methods=list(methods), merge_slashes=False)
     blueprint.before_app_request(_routing_error)
+    blueprint.after_request(finish_response)
     blueprint.register_error_handler(APIError, error_response)
     blueprint.register_error_handler(HTTPException, _http_error)
-    blueprint.register_error_handler(Exception, _unexpected_error)
+    blueprint.register_error_handler(OperationalError, _database_unavailable)
     return blueprint
 
 
 def _http_error(exc: HTTPException) -> Response:
+    """Werkzeug's errors, including the 500 Flask makes of an unhandled exception (it has
+    logged it and sent ``got_request_exception`` already, or re-raised it for tests)."""
+    if isinstance(exc, InternalServerError):
+        return error_response(APIError())
     return error_response(from_http_exception(exc))
 
 
-def _unexpected_error(exc: Exception) -> Response:
-    if isinstance(exc, StatementError):
-        # Its text carries the statement's parameters (a password hash among them):
-        # log the driver's own message only.
-        current_app.logger.error(
-            "Database error in %s %s: %s: %s",
-            request.method,
-            request.path,
-            type(exc.orig).__name__,
-            exc.orig,
-        )
-        if isinstance(exc, OperationalError):
-            return error_response(ServiceUnavailable())
-    else:
-        current_app.logger.error(
-            "Unexpected error in %s %s", request.method, request.path, exc_info=exc
-        )
-    return error_response(APIError())
+def _database_unavailable(exc: OperationalError) -> Response:
+    """The database is down, busy or locked: 503. Logged with the driver's message only
+    (the statement's parameters could hold a password hash)."""
+    current_app.logger.error(
+        "Database unavailable in %s %s: %s: %s",
+        request.method,
+        request.path,
+        type(exc.orig).__name__,
+        str(exc.orig).partition("\n")[0],
+    )
+    return error_response(ServiceUnavailable())

@@ -216,12 +216,11 @@ def test_an_expired_token_is_refused(victim):
 def test_the_leeway_never_keeps_an_expired_session_alive(app, api, client, monkeypatch):
     """A token inside the JWT leeway passes PyJWT, but its session row has expired."""
     service = app.extensions["evershop_customer"].service
+    clock = app.extensions["evershop_customer"].clock
     customer = api.register("leeway@example.com")
-    real_clock = service._clock
-    past = real_clock() - timedelta(seconds=service.tokens.lifetime + 2)
-    monkeypatch.setattr(service, "_clock", lambda: past)
+    clock.travel(-(service.tokens.lifetime + 2))
     login = api.login("leeway@example.com")
-    monkeypatch.setattr(service, "_clock", real_clock)
+    clock.reset()
     service.tokens.verify(login.token)  # inside the leeway: the signature layer accepts it
     response = client.patch(f"/api/customers/{customer['uuid']}", json={}, headers=login.headers)
     assert response.status_code == 401

@@ -117,7 +117,7 @@ def test_cookie_names_can_take_the_host_prefix(app_factory):
         client.patch(url, json={}, headers={"Cookie": f"__Host-token={token}"}).status_code == 200
     )
     with app.app_context():
-        admin = app.extensions["evershop_customer"].admin_cookies.sign("admin")
+        admin = app.extensions["evershop_customer"].admin_sessions.open("admin")
     response = client.patch(url, json={"status": 0}, headers={"Cookie": f"__Host-asid={admin}"})
     assert response.get_json()["data"]["status"] == 0
 

@@ -14,8 +14,7 @@ import re
 
 import pytest
 
-from flask_evershop_customer.logs import security_event
-from flask_evershop_customer.tokens import fingerprint
+from flask_evershop_customer.logs import fingerprint, security_event
 
 from .conftest import OTHER_PASSWORD, PASSWORD, Api, customers, db
 

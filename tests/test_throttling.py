@@ -1,20 +1,18 @@
 """Brute-force protection (issue 4, item 3).
 
 Failed logins are counted in the database, per canonical email and per client address,
-within a sliding window. Time is moved by replacing the service's clock, never by
+within a sliding window. Time is moved with the extension's public clock, never by
 sleeping.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_evershop_customer import passwords as passwords_module
-from flask_evershop_customer.service import utcnow
+from flask_evershop_customer.clock import utcnow
 
 from .conftest import PASSWORD, Api, customers, db
 
@@ -24,16 +22,20 @@ WINDOW = 900
 
 
 class Clock:
-    """A settable clock for one or more apps' services."""
+    """The apps' clocks, stopped together and moved together."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *apps) -> None:
-        self.now = utcnow()
+        self.clocks = []
         for app in apps:
-            service = app.extensions["evershop_customer"].service
-            monkeypatch.setattr(service, "_clock", lambda: self.now)
+            with app.app_context():
+                self.clocks.append(customers.clock)
+        now = utcnow()
+        for clock in self.clocks:
+            clock.freeze(now)
 
     def advance(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
+        for clock in self.clocks:
+            clock.travel(seconds)
 
 
 def attempt(client, email, password="wrong password!", ip="192.0.2.10", **headers):

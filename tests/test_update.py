@@ -226,8 +226,7 @@ def test_updated_at_moves_only_on_change(app, client, alice, monkeypatch):
 
     data, login = alice
     later = datetime.strptime(data["updated_at"], "%Y-%m-%d %H:%M:%S") + timedelta(hours=1)
-    service = app.extensions["evershop_customer"].service
-    monkeypatch.setattr(service, "_clock", lambda: later)
+    app.extensions["evershop_customer"].clock.freeze(later)
     url = f"/api/customers/{data['uuid']}"
     unchanged = client.patch(url, json={"full_name": "Alice Example"}, headers=login.headers)
     assert unchanged.get_json()["data"]["updated_at"] == data["updated_at"]
