@@ -267,6 +267,8 @@ def server_env(url: str, hash_method: str, stored_hash: str) -> dict[str, str]:
         # Migrated once by this process; workers racing to migrate would fail.
         FLASK_EXAMPLE_AUTO_UPGRADE="false",
         FLASK_EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=hash_method,
+        # Every simulated client is 127.0.0.1: no limit on registrations per address.
+        FLASK_EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP="0",
         FLASK_EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=json.dumps(
             hash_method != DEFAULT_HASH_METHOD
         ),

@@ -192,7 +192,7 @@ class CustomerService:
         if client_address and not by_admin:
             subject = self.throttle.subject("register-ip", client_address)
             self.throttle.reserve(
-                {subject: limit}, event="registration_throttled", client=client_address
+                {subject: ("ip", limit)}, event="registration_throttled", client=client_address
             )
         self._uow.end_read()
         password_hash = self.hasher.hash(new.password)
@@ -256,7 +256,8 @@ class CustomerService:
             attempt = self.throttle.reserve(
                 {
                     self.throttle.subject("email-change", customer.uuid): (
-                        self._settings.login_max_failures
+                        "customer",
+                        self._settings.login_max_failures,
                     )
                 },
                 event="email_change_throttled",
@@ -336,9 +337,12 @@ class CustomerService:
         """
         settings, throttle = self._settings, self.throttle
         email_key = throttle.subject("email", credentials.email_canonical)
-        limits = {email_key: settings.login_max_failures}
+        limits = {email_key: ("email", settings.login_max_failures)}
         if client_address:  # without one (a unix socket, say) there is nothing to limit by
-            limits[throttle.subject("ip", client_address)] = settings.login_max_failures_per_ip
+            limits[throttle.subject("ip", client_address)] = (
+                "ip",
+                settings.login_max_failures_per_ip,
+            )
         attempt = throttle.reserve(
             limits, event="login_throttled", email_hash=email_key[:16], client=client_address
         )

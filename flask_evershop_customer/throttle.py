@@ -90,16 +90,19 @@ class Throttle:
         """
         limits = {}
         if key:
-            limits[self.subject(f"{scope}:key", key)] = self.email_limit
+            limits[self.subject(f"{scope}:key", key)] = ("key", self.email_limit)
         if client:
-            limits[self.subject(f"{scope}:ip", client)] = self.address_limit
+            limits[self.subject(f"{scope}:ip", client)] = ("ip", self.address_limit)
         return self.reserve(limits, event=f"{scope}_throttled", client=client)
 
-    def reserve(self, limits: Mapping[str, int], *, event: str, **log: str | int | None) -> Attempt:
-        """Record an attempt under each subject with a limit above 0 and commit it; then
-        count the attempts up to it. Over a limit, forget it, log ``event`` with ``log``
-        and raise :class:`TooManyRequests`."""
-        limits = {subject: limit for subject, limit in limits.items() if limit > 0}
+    def reserve(
+        self, limits: Mapping[str, tuple[str, int]], *, event: str, **log: str | int | None
+    ) -> Attempt:
+        """Record an attempt under each subject (mapped to its scope's name and its
+        limit) whose limit is above 0, and commit it; then count the attempts up to it.
+        Over a limit, forget it, log ``event`` with the scope and ``log``, and raise
+        :class:`TooManyRequests`."""
+        limits = {subject: value for subject, value in limits.items() if value[1] > 0}
         if not limits:
             return Attempt(self, [])
         now = self._clock()
@@ -120,9 +123,10 @@ class Throttle:
             .group_by(table.c.subject)
         ).all()
         for subject, count, oldest in counted:
-            if count > limits[subject]:
+            scope, limit = limits[subject]
+            if count > limit:
                 attempt.succeeded()  # an attempt refused is not counted
-                security_event(event, **log)
+                security_event(event, scope=scope, **log)
                 # The oldest attempt leaves the window then, freeing one.
                 wait = oldest + timedelta(seconds=self.window) - now
                 raise TooManyRequests(math.ceil(wait.total_seconds()), _MESSAGES.get(event))

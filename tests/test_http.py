@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flask import abort
+from flask import abort, got_request_exception
 
 from .conftest import PASSWORD
 
@@ -140,19 +140,41 @@ def test_the_default_limit_is_64_kib(client):
     envelope(client.post("/api/customers", data=big, content_type="application/json"), 413)
 
 
-def test_unexpected_errors_are_a_bare_500_envelope(app, client, monkeypatch, caplog):
+def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, caplog):
+    app = app_factory(PROPAGATE_EXCEPTIONS=False)
+    client = app.test_client(use_cookies=False)
     service = app.extensions["evershop_customer"].service
+    reported = []
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("driver text that must not leak")
 
+    def receiver(_sender, exception, **_extra):
+        reported.append(exception)
+
     monkeypatch.setattr(service, "create", explode)
-    response = client.post(
-        "/api/customers", json={"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
-    )
+    body = {"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
+    with got_request_exception.connected_to(receiver, app):
+        response = client.post("/api/customers", json=body)
     assert envelope(response, 500) == "Internal server error"
+    assert response.headers["Cache-Control"] == "no-store"
     assert "driver text" not in response.get_data(as_text=True)
     assert "driver text" in caplog.text
+    # Error trackers (Sentry, ...) listen to this signal: they hear of the bug.
+    assert [type(error) for error in reported] == [RuntimeError]
+
+
+def test_a_bug_reaches_the_test_that_finds_it(app, client, monkeypatch):
+    """Under ``TESTING`` Flask propagates exceptions: the blueprint must not swallow them."""
+    service = app.extensions["evershop_customer"].service
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "create", explode)
+    body = {"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
+    with pytest.raises(RuntimeError, match="a bug"):
+        client.post("/api/customers", json=body)
 
 
 def test_responses_keep_field_order_even_if_the_host_sorts_keys(app, client):

@@ -40,7 +40,14 @@ from .conftest import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "flask_evershop_customer" / "migrations" / "versions"
-OUR_TABLES = {"evershop_customer", "evershop_customer_session", "evershop_customer_login_failure"}
+OUR_TABLES = {
+    "evershop_customer",
+    "evershop_customer_session",
+    "evershop_customer_login_failure",
+    "evershop_customer_admin_session",
+}
+#: The head of the shipped branch.
+HEAD = "evershop_customer_0002"
 
 
 @pytest.fixture(params=selected_backends())
@@ -121,7 +128,7 @@ def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(empty_databas
     try:
         flask_db(app, "upgrade", "heads")
         assert differences(app, db.metadata) == []
-        # The comparison is not blind: against no models it would drop our three tables.
+        # The comparison is not blind: against no models it would drop our tables.
         blind = differences(app, sa.MetaData())
         assert {diff[1].name for diff in blind if diff[0] == "remove_table"} == OUR_TABLES
         # No implicit index (MySQL makes one for a foreign key without its own index),
@@ -133,7 +140,7 @@ def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(empty_databas
             _assert_mysql_charsets(app)
         with app.app_context():
             version = db.session.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert version.scalars().all() == ["evershop_customer_0001"]
+            assert version.scalars().all() == [HEAD]
 
         flask_db(app, "downgrade", "base")
         assert schema(app) == {}
@@ -256,7 +263,7 @@ def test_a_host_with_its_own_migrations_gets_our_tables(empty_database, tmp_path
             with app.app_context():
                 script = ScriptDirectory.from_config(migrate.get_config())
                 heads = {script.get_revision(head).revision for head in script.get_heads()}
-            assert heads == {"evershop_customer_0001", second.name.split("_")[0]}
+            assert heads == {HEAD, second.name.split("_")[0]}
         assert set(schema(app)) == OUR_TABLES | {"host_product"}
         assert differences(app, host_db.metadata) == []
         client = app.test_client()

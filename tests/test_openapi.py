@@ -433,6 +433,7 @@ def test_registration_closed_answers_as_documented(app_factory):
 )
 def test_server_failures_answer_as_documented(checked, contract, monkeypatch, error, status):
     api, client = checked
+    api.app.config["PROPAGATE_EXCEPTIONS"] = False  # the 500 envelope, as in production
     service = api.app.extensions["evershop_customer"].service
 
     def fail(*_: Any, **__: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 from flask_evershop_customer import signals
 
-from .conftest import OTHER_PASSWORD, PASSWORD, assert_no_secrets
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, assert_no_secrets
 
 ALL = [
     signals.customer_created,
@@ -105,7 +105,11 @@ def test_receivers_see_the_change_inside_the_transaction(app, api):
 
 
 @pytest.mark.parametrize("signal", [signals.customer_created])
-def test_a_raising_receiver_rolls_the_change_back(api, client, signal):
+def test_a_raising_receiver_rolls_the_change_back(app_factory, signal):
+    app = app_factory(PROPAGATE_EXCEPTIONS=False)
+    client = app.test_client(use_cookies=False)
+    api = Api(app, client)
+
     def refuse(sender, **payload):
         raise RuntimeError("refused")
 

@@ -101,6 +101,8 @@ def _environment(url: str, **extra: str) -> dict[str, str]:
         FLASK_EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=CHEAP_HASH,
         FLASK_EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH="true",
         FLASK_EXAMPLE_EXPOSE_WORKER_PID="true",
+        # Every client here is 127.0.0.1: no limit on registrations per address.
+        FLASK_EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP="0",
         PYTHONPATH=str(ROOT),
     )
     env.update(extra)
