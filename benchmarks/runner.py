@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
 from flask_evershop_customer.config import DEFAULTS
-from flask_evershop_customer.service import utcnow
+from flask_evershop_customer.clock import utcnow
 
 from . import client, database, machine, server
 

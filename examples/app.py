@@ -5,6 +5,10 @@ Configuration comes from ``FLASK_*`` environment variables (``FLASK_SECRET_KEY``
 Without a database URL it uses SQLite in the instance folder. Missing secrets and admin
 credentials are generated once, kept in the instance folder (so every worker of one
 host agrees on them), and the admin credentials are printed.
+
+``POST /admin/login`` is the example of a host's own login: a body of at most
+``EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH`` bytes, throttled by the library like customer
+logins, and answering errors in EverShop's JSON envelope.
 """
 
 from __future__ import annotations
@@ -19,20 +23,35 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, jsonify, request
-from flask_migrate import Migrate, upgrade
+from flask_migrate import Migrate, upgrade  # type: ignore[import-untyped]
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from flask_evershop_customer import MIGRATIONS_DIRECTORY, EverShopCustomer
+from flask_evershop_customer.errors import (
+    APIError,
+    InvalidCredentials,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+    error_response,
+    from_http_exception,
+)
 
 db = SQLAlchemy()
 customers = EverShopCustomer(db=db)
 migrate = Migrate(directory=MIGRATIONS_DIRECTORY)
 
+#: Throttling counters of the admin login, apart from the customers' logins.
+ADMIN_LOGIN_SCOPE = "admin-login"
+ADMIN_PATHS = frozenset({"/admin/login", "/admin/logout"})
+
 
 @customers.admin_loader
 def load_admin(admin_id: str) -> bool:
     """The example has one admin: the configured one."""
-    return admin_id == current_app.config["EXAMPLE_ADMIN_EMAIL"]
+    admin_email: str = current_app.config["EXAMPLE_ADMIN_EMAIL"]
+    return admin_id == admin_email
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -43,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "shop.sqlite"),
         EXAMPLE_AUTO_UPGRADE=True,
         EXAMPLE_EXPOSE_WORKER_PID=False,
+        EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH=4096,
     )
     app.config.from_prefixed_env()
     if test_config is not None:
@@ -138,24 +158,80 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _add_admin_login(app: Flask) -> None:
-    @app.post("/admin/login")
-    def admin_login() -> Response | tuple[Response, int]:
-        body = request.get_json(silent=True)
-        email = body.get("email") if isinstance(body, dict) else None
-        password = body.get("password") if isinstance(body, dict) else None
-        expected_email = app.config["EXAMPLE_ADMIN_EMAIL"]
-        expected_password = app.config["EXAMPLE_ADMIN_PASSWORD"]
-        valid = (
-            isinstance(email, str)
-            and isinstance(password, str)
-            and hmac.compare_digest(email.lower().encode(), expected_email.lower().encode())
-            & hmac.compare_digest(password.encode(), expected_password.encode())
-        )
-        if not valid:
-            error = {"error": {"status": 400, "message": "Invalid email or password"}}
-            return jsonify(error), 400
-        return customers.login_admin(jsonify({"data": {"admin": expected_email}}), expected_email)
+    """The host's own admin login and logout, throttled and answering JSON only."""
+    app.add_url_rule("/admin/login", "admin_login", _admin_login, methods=["POST"])
+    app.add_url_rule("/admin/logout", "admin_logout", _admin_logout, methods=["POST"])
+    # The library's errors raised here (throttling, bad input): EverShop's envelope.
+    app.register_error_handler(APIError, error_response)
+    app.register_error_handler(HTTPException, _admin_http_error)
 
-    @app.post("/admin/logout")
-    def admin_logout() -> Response:
-        return customers.logout_admin(jsonify({"data": {}}))
+
+def _admin_login() -> Response:
+    """``POST /admin/login`` with ``{"email", "password"}``: the admin cookie."""
+    body = _json_object(current_app.config["EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH"])
+    email, password = body.get("email"), body.get("password")
+    # Recorded before the comparison, so that parallel guesses cannot all slip under
+    # the limit; without an email it still counts against the client's address.
+    attempt = customers.throttle.attempt(
+        ADMIN_LOGIN_SCOPE,
+        key=email.lower() if isinstance(email, str) else None,
+        client=request.remote_addr,
+    )
+    admin_email: str = current_app.config["EXAMPLE_ADMIN_EMAIL"]
+    if not _is_admin(email, password, admin_email, current_app.config["EXAMPLE_ADMIN_PASSWORD"]):
+        raise InvalidCredentials()
+    attempt.succeeded()
+    return customers.login_admin(_no_store_json({"data": {"admin": admin_email}}), admin_email)
+
+
+def _admin_logout() -> Response:
+    """``POST /admin/logout``: ends the request's admin session and clears its cookie."""
+    return customers.logout_admin(_no_store_json({"data": {}}))
+
+
+def _is_admin(email: object, password: object, admin_email: str, admin_password: str) -> bool:
+    """Whether the credentials are the admin's, in constant time: both halves are always
+    compared, so the answer's timing tells nothing about which one was wrong."""
+    if not isinstance(email, str) or not isinstance(password, str):
+        return False
+    email_matches = hmac.compare_digest(email.lower().encode(), admin_email.lower().encode())
+    password_matches = hmac.compare_digest(password.encode(), admin_password.encode())
+    return email_matches & password_matches
+
+
+def _json_object(limit: int) -> dict[str, Any]:
+    """The request's JSON object body, at most ``limit`` bytes."""
+    # One byte over the limit is read, so that a body without Content-Length (chunked)
+    # that is too large is refused instead of silently cut at the limit.
+    request.max_content_length = limit + 1
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    if len(data) > limit:
+        raise PayloadTooLarge()
+    if not request.is_json:
+        raise UnsupportedMediaType()
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
+        raise ValidationError("Request data must be valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValidationError("Request data must be object")
+    return body
+
+
+def _no_store_json(body: dict[str, Any]) -> Response:
+    """A JSON answer no cache keeps: it comes with (or ends) an admin session."""
+    response = jsonify(body)
+    response.cache_control.no_store = True
+    return response
+
+
+def _admin_http_error(error: HTTPException) -> Response | HTTPException:
+    """Werkzeug's errors on the admin paths (a GET's 405, a crash's 500) as the JSON
+    envelope too; elsewhere Flask's own page. The library's routes have handlers of
+    their own, which come first."""
+    if request.path not in ADMIN_PATHS:
+        return error
+    return error_response(from_http_exception(error))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
 
 import pytest
@@ -73,7 +74,6 @@ def test_admin_login_sets_the_admin_cookie(instance):
     wrong = client.post("/admin/login", json={"email": "boss@example.com", "password": "nope"})
     assert wrong.status_code == 400
     assert wrong.get_json() == {"error": {"status": 400, "message": "Invalid email or password"}}
-    assert client.post("/admin/login", data="not json").status_code == 400
     ok = client.post("/admin/login", json={"email": "boss@example.com", "password": "s3cret-admin"})
     assert ok.status_code == 200
     assert ok.headers["Set-Cookie"].startswith("asid=")
@@ -123,3 +123,202 @@ def test_sqlite_waits_for_locks_in_wal_mode(instance):
         mode = db.session.execute(db.text("PRAGMA journal_mode")).scalar()
         assert mode == "wal"
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["timeout"] >= 5
+
+
+# -- the admin login: limits, throttling and JSON errors --------------------------------
+
+ADMIN = {"email": "boss@example.com", "password": "s3cret-admin"}
+WRONG = {"email": "boss@example.com", "password": "nope"}
+
+
+@pytest.fixture
+def admin_app(instance):
+    from examples.app import create_app
+
+    return create_app(
+        {**FAST, "EXAMPLE_ADMIN_EMAIL": ADMIN["email"], "EXAMPLE_ADMIN_PASSWORD": ADMIN["password"]}
+    )
+
+
+@pytest.fixture
+def admin_client(admin_app):
+    return admin_app.test_client()
+
+
+def assert_envelope(response, status, message=None):
+    """An error answer is EverShop's JSON envelope, never a page, and is not cached."""
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["status"] == status
+    assert isinstance(error["message"], str)
+    if message is not None:
+        assert error["message"] == message
+    assert response.cache_control.no_store
+    assert "Set-Cookie" not in response.headers
+
+
+def over_limit_body(app):
+    """A JSON object one byte over the admin login's size limit."""
+    limit = app.config["EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH"]
+    body = json.dumps({**WRONG, "pad": ""}).encode()
+    return body[:-2] + b"x" * (limit + 1 - len(body)) + b'"}'
+
+
+def test_admin_login_refuses_a_body_over_the_limit(admin_app, admin_client):
+    data = over_limit_body(admin_app)
+    response = admin_client.post("/admin/login", data=data, content_type="application/json")
+    assert_envelope(response, 413)
+    at_the_limit = data[:-3] + b'"}'
+    response = admin_client.post("/admin/login", data=at_the_limit, content_type="application/json")
+    assert_envelope(response, 400, "Invalid email or password")
+
+
+def test_admin_login_refuses_a_chunked_body_over_the_limit(admin_app, admin_client):
+    response = admin_client.post(
+        "/admin/login",
+        input_stream=io.BytesIO(over_limit_body(admin_app)),
+        content_type="application/json",
+        # As a server passes a chunked body on: no length, read to the end of the stream.
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.request.content_length is None
+    assert_envelope(response, 413)
+
+
+@pytest.mark.parametrize("depth", [4000, 100_000])
+def test_admin_login_answers_deeply_nested_json_with_400(instance, depth):
+    from examples.app import create_app
+
+    # Deep enough to exhaust the recursion limit even within the default 4 KiB; the
+    # 100,000 of the report needs a larger limit to reach the parser at all.
+    app = create_app({**FAST, "EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH": 200_000})
+    response = app.test_client().post(
+        "/admin/login", data="[" * depth, content_type="application/json"
+    )
+    assert_envelope(response, 400, "Request data must be valid JSON")
+
+
+def test_admin_login_answers_the_report_s_body_with_json_under_the_default_limit(admin_client):
+    response = admin_client.post(
+        "/admin/login", data="[" * 100_000, content_type="application/json"
+    )
+    assert_envelope(response, 413)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": "not json"},
+        {"data": json.dumps(ADMIN), "content_type": "text/plain"},
+        {"data": ADMIN},
+    ],
+    ids=["no-content-type", "text-plain", "form"],
+)
+def test_admin_login_refuses_a_body_that_is_not_json_with_415(admin_client, kwargs):
+    assert_envelope(admin_client.post("/admin/login", **kwargs), 415)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{", "Request data must be valid JSON"),
+        (b"", "Request data must be valid JSON"),
+        (b"\xff", "Request data must be valid JSON"),
+        (b"[]", "Request data must be object"),
+        (b'"boss@example.com"', "Request data must be object"),
+        (b"{}", "Invalid email or password"),
+        (b'{"email": "boss@example.com"}', "Invalid email or password"),
+        (b'{"email": ["boss@example.com"], "password": "x"}', "Invalid email or password"),
+        (b'{"email": "boss@example.com", "password": 1}', "Invalid email or password"),
+    ],
+)
+def test_admin_login_refuses_a_bad_body_with_400(admin_client, data, message):
+    response = admin_client.post("/admin/login", data=data, content_type="application/json")
+    assert_envelope(response, 400, message)
+
+
+def test_admin_routes_answer_a_wrong_method_with_json(admin_client):
+    for path in ("/admin/login", "/admin/logout"):
+        response = admin_client.get(path)
+        assert_envelope(response, 405)
+        assert "POST" in response.headers["Allow"]
+
+
+def test_admin_login_is_throttled_even_for_the_right_password(admin_app, admin_client):
+    limit = admin_app.config["EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES"]
+    window = admin_app.config["EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW"]
+    for attempt in range(limit):
+        # The email's case does not make a new counter.
+        email = WRONG["email"].upper() if attempt % 2 else WRONG["email"]
+        response = admin_client.post("/admin/login", json={**WRONG, "email": email})
+        assert_envelope(response, 400, "Invalid email or password")
+    response = admin_client.post("/admin/login", json=ADMIN)
+    assert_envelope(response, 429)
+    assert 1 <= int(response.headers["Retry-After"]) <= window
+
+
+def test_admin_login_is_throttled_per_client_address(instance):
+    from examples.app import create_app
+
+    app = create_app({**FAST, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP": 3})
+    client = app.test_client()
+    for n in range(3):
+        response = client.post("/admin/login", json={"email": f"guess{n}@example.com"})
+        assert_envelope(response, 400, "Invalid email or password")
+    assert_envelope(client.post("/admin/login", json={"email": "guess9@example.com"}), 429)
+    elsewhere = {"REMOTE_ADDR": "10.0.0.9"}
+    other = client.post("/admin/login", json={"email": "guess9@x.com"}, environ_base=elsewhere)
+    assert_envelope(other, 400, "Invalid email or password")
+
+
+def test_a_successful_admin_login_is_not_counted_and_clears_no_failure(admin_app, admin_client):
+    limit = admin_app.config["EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES"]
+    for _ in range(limit + 2):
+        assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
+    for _ in range(limit - 1):
+        assert_envelope(admin_client.post("/admin/login", json=WRONG), 400)
+    assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
+    assert_envelope(admin_client.post("/admin/login", json=WRONG), 400)
+    # The success neither counted nor cleared the failures before it: this is one too many.
+    assert_envelope(admin_client.post("/admin/login", json=ADMIN), 429)
+
+
+def test_admin_login_answers_are_not_cached(admin_client):
+    response = admin_client.post("/admin/login", json=ADMIN)
+    assert response.status_code == 200
+    assert response.cache_control.no_store
+    assert admin_client.post("/admin/logout").cache_control.no_store
+
+
+def test_admin_logout_ends_the_session_of_the_old_cookie(admin_app, admin_client):
+    assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
+    old_cookie = {"Cookie": f"asid={admin_client.get_cookie('asid').value}"}
+    api = admin_app.test_client(use_cookies=False)
+    created = api.post(
+        "/api/customers", json={"email": "e@example.com", "password": PASSWORD, "full_name": "E"}
+    ).get_json()["data"]
+    path = f"/api/customers/{created['uuid']}"
+    assert api.patch(path, json={"status": 0}, headers=old_cookie).status_code == 200
+    assert admin_client.post("/admin/logout").status_code == 200
+    assert admin_client.get_cookie("asid") is None
+    response = api.patch(path, json={"status": 1}, headers=old_cookie)
+    assert response.status_code == 401
+
+
+def test_a_crash_in_the_admin_login_answers_json_and_other_paths_keep_flask_s_pages(
+    admin_app, monkeypatch
+):
+    import examples.app
+
+    def crash(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(examples.app, "_is_admin", crash)
+    admin_app.testing = False  # let Flask turn the exception into its 500
+    client = admin_app.test_client()
+    assert_envelope(client.post("/admin/login", json=ADMIN), 500, "Internal server error")
+    elsewhere = client.get("/no-such-page")
+    assert elsewhere.status_code == 404
+    assert elsewhere.mimetype == "text/html"
