@@ -30,8 +30,8 @@ from typing import Any
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from flask_evershop_customer.config import DEFAULTS
 from flask_evershop_customer.clock import utcnow
+from flask_evershop_customer.config import DEFAULTS
 
 from . import client, database, machine, server
 

@@ -176,7 +176,9 @@ class Throttle:
         insert = sa.insert(table)
         rows: list[dict[str, Any]] = [{"subject": s, "failed_at": now} for s in subjects]
         session = self.uow.session
-        if session.get_bind().dialect.insert_executemany_returning:
+        # From the connection: the dialect learns what the server supports when it first
+        # connects (and remembers the answer of the first question).
+        if session.connection().dialect.insert_executemany_returning:
             # One statement for every row, with their ids.
             returned = session.execute(insert.returning(table.c.subject, table.c.id), rows)
             return {subject: row_id for subject, row_id in returned}
