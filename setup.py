@@ -52,6 +52,7 @@ setup(
             "ruff>=0.6",
             "gunicorn>=22.0",
             "schemathesis>=4.32", "jsonschema>=4.18", "openapi-spec-validator>=0.7",
+            "asgiref>=3.2",  # Flask's async views, for tests of async host views
         ],
     },
     classifiers=[

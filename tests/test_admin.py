@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from flask import jsonify
+from flask import abort, jsonify
 
-from flask_evershop_customer import admin_required, current_customer, customer_required
+from flask_evershop_customer import (
+    admin_required,
+    current_customer,
+    customer_required,
+    get_current_customer,
+)
 
 from .conftest import PASSWORD, customers
 
@@ -141,3 +146,70 @@ def test_cli_prints_a_working_admin_cookie(app, api):
     )
     assert response.status_code == 200
     assert response.get_json()["data"]["status"] == 0
+
+
+# -- the host's own views ----------------------------------------------------------------
+
+
+@pytest.fixture
+def guarded_app(app_factory):
+    """Host views written as the README shows them, some of them ``async def``."""
+    app = app_factory()
+
+    @app.get("/profile")
+    def profile():
+        if not current_customer.is_authenticated:
+            abort(401)
+        return jsonify({"email": current_customer.email})
+
+    @app.get("/maybe")
+    def maybe():
+        customer = get_current_customer()
+        if customer is None:
+            return jsonify({"customer": None})
+        return jsonify({"customer": customer.uuid})
+
+    @app.get("/async/account")
+    @customer_required
+    async def async_account():
+        return jsonify({"email": current_customer.email})
+
+    @app.get("/async/admin")
+    @admin_required
+    async def async_admin():
+        return jsonify({"admin": True})
+
+    return app
+
+
+def test_current_customer_fails_closed_without_a_customer(guarded_app, api):
+    client = guarded_app.test_client(use_cookies=False)
+    assert client.get("/profile").status_code == 401
+    assert client.get("/profile", headers=api.admin_headers()).status_code == 401
+    assert client.get("/maybe").get_json() == {"customer": None}
+    api.register("p@example.com")
+    login = api.login("p@example.com")
+    assert client.get("/profile", headers=login.headers).get_json() == {"email": "p@example.com"}
+    with guarded_app.test_request_context():
+        assert not current_customer and current_customer.is_authenticated is False
+        assert get_current_customer() is None
+
+
+def test_get_current_customer_is_the_record_or_none(guarded_app, api):
+    customer = api.register("q@example.com")
+    login = api.login("q@example.com")
+    client = guarded_app.test_client(use_cookies=False)
+    assert client.get("/maybe", headers=login.headers).get_json() == {"customer": customer["uuid"]}
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert client.get("/maybe", headers=bad).get_json() == {"customer": None}
+
+
+def test_async_host_views_run_under_the_decorators(guarded_app, api):
+    client = guarded_app.test_client(use_cookies=False)
+    api.register("r@example.com")
+    login = api.login("r@example.com")
+    assert client.get("/async/account", headers=login.headers).get_json() == {
+        "email": "r@example.com"
+    }
+    assert client.get("/async/account").status_code == 401
+    assert client.get("/async/admin", headers=api.admin_headers()).get_json() == {"admin": True}

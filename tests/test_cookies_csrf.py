@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 from flask import jsonify
 
+from flask_evershop_customer import customer_required
+
 from .conftest import PASSWORD, Api, customers
 
 FOREIGN_ORIGINS = [
@@ -322,3 +324,93 @@ def test_a_method_override_header_is_ignored(browser):
         )
         assert response.status_code == 405
     assert browser.alive()
+
+
+# -- cookies that can no longer work are cleared ------------------------------------------------
+
+
+def token_cleared(response) -> bool:
+    """Whether ``response`` tells the browser to drop the token cookie."""
+    for header in response.headers.getlist("Set-Cookie"):
+        name, value, attributes = cookie_attributes(header)
+        if name == "token":
+            return value == "" and attributes.get("max-age") == "0"
+    return False
+
+
+def end_elsewhere(browser: Browser) -> None:
+    """The browser's session ends from another device (logout of all sessions)."""
+    other = browser.api.login("b@example.com")
+    response = browser.api.client.delete(
+        f"/api/customers/sessions/{browser.customer['uuid']}", headers=other.headers
+    )
+    assert response.status_code == 200
+
+
+def test_logging_out_of_a_session_that_ended_elsewhere_succeeds(browser):
+    """EverShop's account page logs out with the cookie and shows any error: a session
+    ended by another device must not leave the customer stuck."""
+    end_elsewhere(browser)
+    response = browser.client.delete(f"/api/customers/sessions/{browser.sid}")
+    assert response.status_code == 200 and response.get_json() == {"data": {}}
+    assert token_cleared(response)
+    assert browser.client.get_cookie("token") is None
+
+
+def test_only_one_own_ended_session_is_a_logout_that_succeeds(browser, api):
+    end_elsewhere(browser)
+    others = [f"/api/customers/sessions/{browser.customer['uuid']}"]
+    others.append(f"/api/customers/sessions/{browser.sid},{api.login('b@example.com').sid}")
+    for url in others:
+        browser.client.set_cookie("token", browser.token)
+        response = browser.client.delete(url)
+        assert response.status_code == 401
+        assert token_cleared(response)
+
+
+@pytest.fixture
+def account_route(app):
+    """A host route behind ``customer_required`` (added before any request)."""
+
+    @app.get("/account")
+    @customer_required
+    def account():
+        return jsonify({"ok": True})
+
+
+def test_a_401_to_a_refused_token_cookie_clears_it(account_route, browser):
+    end_elsewhere(browser)
+    for method, url in (("patch", browser.url), ("get", "/account")):
+        browser.client.set_cookie("token", browser.token)
+        response = getattr(browser.client, method)(url, json={})
+        assert response.status_code == 401
+        assert token_cleared(response), url
+        assert browser.client.get_cookie("token") is None
+
+
+def test_a_401_keeps_a_cookie_it_did_not_judge(browser):
+    """A bad bearer token is refused; the cookie beside it was never looked at."""
+    response = browser.client.patch(
+        browser.url, json={}, headers={"Authorization": "Bearer not-a-token"}
+    )
+    assert response.status_code == 401 and not token_cleared(response)
+
+
+@pytest.mark.parametrize("action", ["logout", "disable", "password"])
+def test_an_admin_ending_the_session_of_the_token_cookie_sent_clears_it(browser, api, action):
+    admin = api.admin_headers()["Cookie"].split("=", 1)[1]
+    browser.client.set_cookie("asid", admin)
+    if action == "logout":
+        response = browser.client.delete(f"/api/customers/sessions/{browser.sid}")
+    else:
+        body = {"status": 0} if action == "disable" else {"password": "a brand new password"}
+        response = browser.client.patch(browser.url, json=body)
+    assert response.status_code == 200, response.get_json()
+    assert token_cleared(response)
+
+
+def test_an_admin_write_that_leaves_the_token_cookie_alive_keeps_it(browser, api):
+    admin = api.admin_headers()["Cookie"].split("=", 1)[1]
+    browser.client.set_cookie("asid", admin)
+    response = browser.client.patch(browser.url, json={"full_name": "Renamed By Admin"})
+    assert response.status_code == 200 and not token_cleared(response)

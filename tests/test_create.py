@@ -223,3 +223,50 @@ def test_registration_closed_needs_an_admin(app_factory):
     other = {**body, "email": "second@example.com"}
     response = client.post("/api/customers", json=other, headers=login.headers)
     assert response.status_code == 403
+
+
+# -- one canonical email everywhere ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("zoe@example.com", "ｚｏｅ@example.com"),  # full-width compatibility forms
+        ("strasse@example.com", "STRAẞE@example.com"),  # case folding, not lower()
+        ("fi@example.com", "ﬁ@example.com"),  # a ligature
+        ("zoe@example.com", "zoe@ＥＸＡＭＰＬＥ.com"),  # in the domain too
+    ],
+)
+def test_compatibility_forms_of_an_email_are_one_customer(api, client, first, second):
+    api.register(first)
+    body = {"email": second, "password": PASSWORD, "full_name": "Twin"}
+    response = client.post("/api/customers", json=body)
+    assert response.status_code == 409
+    # The same form logs in, and counts against the same throttling key.
+    login = client.post("/api/customers/sessions", json={"email": second, "password": PASSWORD})
+    assert login.status_code == 200
+
+
+def test_a_confusable_letter_of_another_script_is_another_address(api, client):
+    """A Cyrillic о is not a Latin o: two mailboxes, two customers (SECURITY.md)."""
+    latin = api.register("zoe@example.com")
+    cyrillic = api.register("z\u043ee@example.com")
+    assert latin["uuid"] != cyrillic["uuid"]
+
+
+def test_unlock_takes_any_form_of_the_email(app_factory):
+    app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=1)
+    client = app.test_client(use_cookies=False)
+    wrong = {"email": "zoe@example.com", "password": "a wrong password"}
+    statuses = [client.post("/api/customers/sessions", json=wrong).status_code for _ in range(2)]
+    assert statuses == [400, 429]
+    result = app.test_cli_runner().invoke(args=["customers", "unlock", "ＺＯＥ@example.com"])
+    assert result.exit_code == 0 and "Cleared 1 failed logins" in result.output
+    assert client.post("/api/customers/sessions", json=wrong).status_code == 400
+
+
+def test_an_email_whose_folded_form_is_too_long_is_refused(client):
+    email = "ß" * 60 + "@" + "d" * 60 + "." + "e" * 60 + "." + "f" * 60 + ".com"
+    body = {"email": email, "password": PASSWORD, "full_name": "Long"}
+    response = client.post("/api/customers", json=body)
+    assert response.status_code == 400

@@ -183,3 +183,92 @@ def test_responses_keep_field_order_even_if_the_host_sorts_keys(app, client):
         "/api/customers", json={"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
     )
     assert list(response.get_json()["data"])[:2] == ["customer_id", "uuid"]
+
+
+# -- caching, doubled slashes, bodies without a length ----------------------------------
+
+
+def _answers_of_every_kind(app_factory):
+    """One request per kind of answer the extension gives, success and failure."""
+    app = app_factory(
+        EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=1, EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH=1024
+    )
+    client = app.test_client(use_cookies=False)
+    body = {"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
+    created = client.post("/api/customers", json=body)
+    uuid = created.get_json()["data"]["uuid"]
+    wrong = {"email": "a@example.com", "password": "a wrong password"}
+    return {
+        200: created,
+        400: client.post("/api/customers/sessions", json=wrong),
+        429: client.post("/api/customers/sessions", json=wrong),
+        401: client.patch(f"/api/customers/{uuid}", json={}),
+        404: client.get("/api/customers/nothing/here"),
+        405: client.put("/api/customers"),
+        409: client.post("/api/customers", json=body),
+        413: client.post(
+            "/api/customers", data=b"[" + b" " * 2048 + b"]", content_type="application/json"
+        ),
+        415: client.post("/api/customers", data=b"email=a", content_type="text/plain"),
+        "openapi": client.get("/api/customers/openapi.json"),
+    }
+
+
+def test_no_answer_of_the_extension_may_be_cached(app_factory):
+    for kind, response in _answers_of_every_kind(app_factory).items():
+        assert response.status_code == kind or kind == "openapi", (kind, response.get_json())
+        assert response.headers["Cache-Control"] == "no-store", kind
+
+
+@pytest.mark.parametrize("method", ["get", "post", "patch", "delete", "put"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api//customers/sessions",
+        "/api/customers//sessions",
+        "/api//customers",
+        "/api/customers//" + "a" * 32,
+    ],
+)
+def test_doubled_slashes_are_a_json_404_never_a_redirect(client, method, path):
+    # As the server hands it over (a test client would read "//api" as a host name).
+    response = client.open(
+        "/",
+        method=method.upper(),
+        json={},
+        headers={"Host": "evil.example"},
+        environ_overrides={"PATH_INFO": path},
+    )
+    assert envelope(response, 404) == "Not found"
+    assert "Location" not in response.headers
+
+
+def test_a_host_route_with_doubled_slashes_keeps_flask_behaviour(app, client):
+    @app.get("/shop/page")
+    def page():
+        return "page"
+
+    assert client.get("/shop//page").status_code == 308
+
+
+@pytest.mark.parametrize("size", [1024, 1025, 100_000])
+def test_a_body_without_a_length_is_refused_over_the_limit_not_cut(app_factory, size):
+    import io
+
+    app = app_factory(EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH=1024)
+    client = app.test_client(use_cookies=False)
+    padding = " " * (size - len('{"email":"a@example.com","password":"x"}'))
+    data = ('{"email":"a@example.com","password":"x"}' + padding).encode()
+    assert len(data) == size
+    response = client.post(
+        "/api/customers/sessions",
+        input_stream=io.BytesIO(data),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.request.content_length is None
+    if size <= 1024:
+        assert envelope(response, 400) == "Invalid email or password"
+    else:
+        assert envelope(response, 413) == "Request body is too large"

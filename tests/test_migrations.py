@@ -331,3 +331,55 @@ def test_the_wheel_carries_migrations_openapi_passwords_and_py_typed(tmp_path):
     ]:
         assert package + required in names, required
     assert not any(name.startswith(("tests/", "examples/")) for name in names)
+
+
+def test_the_second_revision_recomputes_canonical_emails_without_merging(empty_database):
+    """Rows written before NFKC and case folding get the new canonical form, unless it
+    is already another customer's: that row keeps its old form, nothing is merged."""
+    app = make_app(empty_database)
+    Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
+    flask_db(app, "upgrade", "evershop_customer_0001")
+    customers = sa.table(
+        "evershop_customer",
+        *(sa.column(name) for name in ("customer_id", "uuid", "status", "group_id", "email")),
+        *(sa.column(name) for name in ("email_canonical", "full_name", "password_hash")),
+        *(sa.column(name) for name in ("version", "created_at", "updated_at")),
+    )
+    now = sa.func.current_timestamp()
+    rows = [
+        # (email, canonical as 0.1.0 wrote it)
+        ("Straße@example.com", "straße@example.com"),
+        ("ｚｏｅ@example.com", "ｚｏｅ@example.com"),
+        ("zoe@example.com", "zoe@example.com"),  # the full-width one's new form is taken
+        ("plain@example.com", "plain@example.com"),
+    ]
+    with app.app_context():
+        for n, (email, canonical) in enumerate(rows):
+            db.session.execute(
+                customers.insert().values(
+                    uuid=f"{n:032x}",
+                    status=1,
+                    group_id=1,
+                    email=email,
+                    email_canonical=canonical,
+                    full_name="Old",
+                    password_hash="x",
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        db.session.commit()
+    output = flask_db(app, "upgrade", "heads")
+    with app.app_context():
+        found = dict(
+            db.session.execute(sa.select(customers.c.email, customers.c.email_canonical)).all()
+        )
+    assert found == {
+        "Straße@example.com": "strasse@example.com",
+        "ｚｏｅ@example.com": "ｚｏｅ@example.com",
+        "zoe@example.com": "zoe@example.com",
+        "plain@example.com": "plain@example.com",
+    }
+    assert "customer 2 keeps its old canonical email" in output
+    flask_db(app, "downgrade", "base")

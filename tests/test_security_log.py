@@ -307,3 +307,38 @@ def test_security_md_names_only_tests_that_exist():
         tree = ast.parse((root / path).read_text("utf-8"))
         names = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
         assert name in names, f"SECURITY.md names {path}::{name}, which does not exist"
+
+
+def test_session_ids_in_logged_paths_are_fingerprints(api, client, security_log):
+    api.register("alice@example.com")
+    login = api.login("alice@example.com")
+    sid = login.sid
+    client.delete(f"/api/customers/sessions/{sid}", headers={"Authorization": "Bearer bad"})
+    client.delete(
+        f"/api/customers/sessions/{sid.upper()},{sid}",
+        headers={"Cookie": f"token={login.token}", "Origin": "https://evil.example"},
+    )
+    events = security_log("token_rejected") + security_log("cross_site_refused")
+    assert len(events) == 2
+    for event in events:
+        assert sid not in event["path"] and sid.upper() not in event["path"]
+        assert f"sid:{fingerprint(sid)}" in event["path"]
+
+
+def test_registrations_and_email_conflicts_are_logged(app_factory, security_log):
+    app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=1)
+    client = app.test_client(use_cookies=False)
+    api = Api(app, client)
+    bob = api.register("bob@example.com")
+    body = {"email": "eve@example.com", "password": "a fine password", "full_name": "Eve"}
+    assert client.post("/api/customers", json=body).status_code == 429
+    [event] = security_log("registration_throttled")
+    assert event["client"] == "127.0.0.1" and event["scope"] == "ip"
+    login = api.login("bob@example.com")
+    admin = api.admin_headers()
+    assert client.post("/api/customers", json=body, headers=admin).status_code == 200
+    url = f"/api/customers/{bob['uuid']}"
+    response = client.patch(url, json={"email": "EVE@example.com"}, headers=login.headers)
+    assert response.status_code == 409
+    [event] = security_log("email_conflict")
+    assert event["customer"] == bob["uuid"] and event["sid"] == fingerprint(login.sid)

@@ -283,3 +283,108 @@ def test_behind_proxyfix_the_forwarded_client_is_counted(ip_limited):
         client, "alice@example.com", PASSWORD, ip=proxy, **{"X-Forwarded-For": "198.51.100.2"}
     )
     assert other.status_code == 200
+
+
+# -- registrations per address, email changes per customer ----------------------------
+
+
+REGISTRATIONS = {
+    "error": {
+        "status": 429,
+        "message": "Too many registrations from this address, try again later",
+    }
+}
+
+
+def register(client, n, ip="192.0.2.10", **headers):
+    body = {"email": f"new{n}@example.com", "password": PASSWORD, "full_name": "New"}
+    return client.post(
+        "/api/customers", json=body, environ_base={"REMOTE_ADDR": ip}, headers=headers
+    )
+
+
+def test_registrations_are_limited_per_client_address(app_factory, monkeypatch):
+    app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=3)
+    clock = Clock(monkeypatch, app)
+    client = app.test_client(use_cookies=False)
+    hashes = []
+    real_hash = passwords_module.generate_password_hash
+    monkeypatch.setattr(
+        passwords_module,
+        "generate_password_hash",
+        lambda *a, **k: hashes.append(1) or real_hash(*a, **k),
+    )
+    statuses = [register(client, n).status_code for n in range(3)]
+    # A duplicate counts too: it costs a hash and answers whether the email exists.
+    statuses.append(register(client, 0).status_code)
+    assert statuses == [200, 200, 200, 429]
+    refused = register(client, 9)
+    assert refused.status_code == 429 and refused.get_json() == REGISTRATIONS
+    assert 1 <= int(refused.headers["Retry-After"]) <= WINDOW
+    assert len(hashes) == 3  # nothing is hashed for a refused registration
+    assert register(client, 9, ip="192.0.2.11").status_code == 200  # another address
+    clock.advance(WINDOW)
+    assert register(client, 10).status_code == 200
+
+
+def test_a_registration_that_fails_validation_is_not_counted(app_factory):
+    app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=1)
+    client = app.test_client(use_cookies=False)
+    for _ in range(3):
+        bad = client.post("/api/customers", json={"email": "x"})
+        assert bad.status_code == 400
+    assert register(client, 1).status_code == 200
+
+
+def test_an_admin_registers_customers_without_a_limit(app_factory):
+    app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=1)
+    client = app.test_client(use_cookies=False)
+    admin = Api(app, client).admin_headers()
+    assert [register(client, n, **admin).status_code for n in range(3)] == [200] * 3
+
+
+def test_registration_limit_zero_turns_it_off(app_factory):
+    app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=0)
+    client = app.test_client(use_cookies=False)
+    assert {register(client, n).status_code for n in range(25)} == {200}
+    assert failure_rows(app) == 0
+
+
+def test_a_customer_probing_for_taken_emails_is_limited(app_factory, monkeypatch):
+    app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=2)
+    client = app.test_client(use_cookies=False)
+    api = Api(app, client)
+    prober = api.register("prober@example.com")
+    taken = [api.register(f"victim{n}@example.com") for n in range(4)]
+    login = api.login("prober@example.com")
+    url = f"/api/customers/{prober['uuid']}"
+
+    def move(email):
+        return client.patch(url, json={"email": email}, headers=login.headers)
+
+    assert [move(t["email"]).status_code for t in taken[:2]] == [409, 409]
+    refused = move(taken[2]["email"])
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["message"] == (
+        "Too many attempts to change the email, try again later"
+    )
+    # A free email is refused too while the limit holds (the answer says nothing)...
+    assert move("free@example.com").status_code == 429
+    # ...renaming is not an email change, and logging in is not affected.
+    assert client.patch(url, json={"full_name": "P"}, headers=login.headers).status_code == 200
+    assert attempt(client, "prober@example.com", PASSWORD).status_code == 200
+    # Admins are never limited.
+    admin = api.admin_headers()
+    assert client.patch(url, json={"email": taken[3]["email"]}, headers=admin).status_code == 409
+
+
+def test_a_successful_email_change_is_not_counted(app_factory):
+    app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=1)
+    client = app.test_client(use_cookies=False)
+    api = Api(app, client)
+    customer = api.register("mover@example.com")
+    login = api.login("mover@example.com")
+    url = f"/api/customers/{customer['uuid']}"
+    for n in range(3):
+        body = {"email": f"moved{n}@example.com"}
+        assert client.patch(url, json=body, headers=login.headers).status_code == 200
