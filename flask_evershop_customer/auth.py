@@ -154,10 +154,12 @@ def _origin_hint() -> str:
 
 
 def finish_response(response: Response) -> Response:
-    """Clear a token cookie that cannot work any more: on a 401 to a request whose token
-    cookie was refused, and after an admin's write that ended the session of a token
-    cookie the same request carries."""
+    """Mark the answer ``no-store``, and clear a token cookie that cannot work any more:
+    on a 401 to a request whose token cookie was refused, and after an admin's write that
+    ended the session of a token cookie the same request carries."""
     state = get_state()
+    # Tokens and personal data: no browser or shared cache may keep any answer.
+    response.cache_control.no_store = True
     if response.status_code == 401 and g.get(_BAD_COOKIE_KEY):
         clear_token_cookie(response)
         return response
