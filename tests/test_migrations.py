@@ -338,6 +338,14 @@ def test_the_second_revision_recomputes_canonical_emails_without_merging(empty_d
     is already another customer's: that row keeps its old form, nothing is merged."""
     app = make_app(empty_database)
     Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
+    try:
+        _recompute_and_check(app)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def _recompute_and_check(app: Flask) -> None:
     flask_db(app, "upgrade", "evershop_customer_0001")
     customers = sa.table(
         "evershop_customer",
