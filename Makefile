@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test lint bench clean
 
-$(STAMP): setup.py
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres,mysql]'
@@ -19,9 +19,12 @@ run: $(STAMP)
 
 LINTED := flask_evershop_customer examples tests $(wildcard benchmarks)
 
+TYPED := flask_evershop_customer examples $(wildcard benchmarks)
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy --strict $(TYPED)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

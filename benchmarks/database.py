@@ -72,8 +72,10 @@ def server_version(engine: sa.Engine) -> str:
     """``PostgreSQL 15.2`` or ``SQLite 3.40.1``."""
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
-            return "SQLite " + connection.exec_driver_sql("select sqlite_version()").scalar_one()
-        return "PostgreSQL " + connection.exec_driver_sql("show server_version").scalar_one()
+            version = connection.exec_driver_sql("select sqlite_version()").scalar_one()
+            return f"SQLite {version}"
+        version = connection.exec_driver_sql("show server_version").scalar_one()
+        return f"PostgreSQL {version}"
 
 
 def seed(
@@ -129,7 +131,9 @@ def seed(
                         "revoked_at": None,
                     }
                 )
-                seeded.append(Seeded(customer_id, customer["uuid"], customer["email"], sid))
+                seeded.append(
+                    Seeded(customer_id, str(customer["uuid"]), str(customer["email"]), sid)
+                )
             connection.execute(sa.insert(session_table), sessions)
         if engine.dialect.name == "postgresql":
             for table in (customer_table, session_table):

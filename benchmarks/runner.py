@@ -45,7 +45,7 @@ ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "bench-admin-" + secrets.token_hex(8)
 APP = "benchmarks.wsgi:application"
 DEFAULT_HASH_METHOD: str = DEFAULTS["EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"]
-#: Targets from issue 5: library / baseline throughput, and the token check's cost
+#: Targets: library / baseline throughput, and the token check's cost
 #: with the large table over the small one.
 TARGETS = {"login": 0.95, "create": 0.95, "patch": 0.8, "logout": 0.8, "delete": 0.8}
 SCALING_TARGET = 1.2
@@ -291,7 +291,7 @@ class Shop:
     def token(self, row: database.Seeded) -> str:
         if row.sid not in self.tokens:
             with self.app.app_context():
-                codec = self.app.extensions["evershop_customer"].service.tokens
+                codec = self.app.extensions["evershop_customer"].tokens
                 self.tokens[row.sid] = codec.issue(row.uuid, row.sid, utcnow())
         return self.tokens[row.sid]
 
@@ -303,7 +303,7 @@ class Shop:
             return database.seed(
                 db.engine,
                 customers.models.Customer.__table__,
-                customers.models.Session.__table__,
+                customers.models.LoginSession.__table__,
                 count=count,
                 first=first,
                 password_hash=password_hash,
@@ -456,7 +456,7 @@ def run(
             stack.callback(connection.close)
         return connections
 
-    def start(shop: Shop) -> server.Server:
+    def start(shop: Shop) -> contextlib.AbstractContextManager[server.Server]:
         env = server_env(shop.url, hash_method, stored_hash)
         return server.gunicorn(APP, workers=options.workers, env=env)
 

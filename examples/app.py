@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, jsonify, request
-from flask_migrate import Migrate, upgrade  # type: ignore[import-untyped]
+from flask_migrate import Migrate, upgrade
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 

@@ -1,15 +1,84 @@
-"""EverShop's Customer REST API as a Flask extension."""
+"""EverShop's Customer REST API as a Flask extension.
 
-from .auth import admin_required as admin_required
-from .auth import current_customer as current_customer
-from .auth import customer_required as customer_required
-from .auth import get_current_customer as get_current_customer
-from .errors import APIError as APIError
-from .errors import ConfigurationError as ConfigurationError
-from .errors import EverShopCustomerError as EverShopCustomerError
-from .errors import TooManyRequests as TooManyRequests
-from .extension import EverShopCustomer as EverShopCustomer
-from .migrations import MIGRATIONS_DIRECTORY as MIGRATIONS_DIRECTORY
-from .migrations import add_version_location as add_version_location
+The package, one job a module:
+
+- ``extension``: :class:`EverShopCustomer`, ``init_app`` and the per-app set-up.
+- ``config``: every ``EVERSHOP_CUSTOMER_*`` default, validated once into ``Settings``.
+- ``state``: what the extension keeps per app (``app.extensions["evershop_customer"]``).
+- ``models``: the mapped classes, built on the host's Flask-SQLAlchemy ``db``.
+- ``schemas``: request parsing and validation, response shaping (pure functions).
+- ``actors``: who makes a request (an admin or a customer with a session).
+- ``customers``: the customer rules: create, read, update, delete, with authorization
+  and the password policy inside.
+- ``sessions``: the session rules: log in, log out, the token check, purging.
+- ``admins``: admin sessions (the rows the admin cookie names).
+- ``throttle``: attempts counted per subject in the database, limits, ``Retry-After``.
+- ``unit_of_work``: the transaction loop: signals before commit, retries of transient
+  conflicts, SQLite's write lock.
+- ``passwords``: Werkzeug hashing, the hash-method and password policies, the dummy hash.
+- ``tokens``: the customer JWT and the signed admin cookie.
+- ``clock``: the time every expiry and window is judged by.
+- ``auth``: credentials from the request, the cross-site rule, the host's decorators.
+- ``views``: the blueprint and its thin views; ``errors``: the exception ladder and the
+  envelope; ``signals``, ``logs`` (the security log), ``cli``, ``openapi``,
+  ``migrations``.
+"""
+
+from .actors import Actor
+from .auth import (
+    AnonymousCustomer,
+    admin_required,
+    current_customer,
+    customer_required,
+    get_current_customer,
+)
+from .clock import Clock
+from .customers import Customers
+from .errors import APIError, ConfigurationError, EverShopCustomerError, TooManyRequests
+from .extension import EverShopCustomer
+from .migrations import MIGRATIONS_DIRECTORY, add_version_location
+from .models import CustomerStatus
+from .schemas import Credentials, CustomerChanges, CustomerRecord, NewCustomer
+from .sessions import LoginResult, Sessions
+from .signals import (
+    customer_created,
+    customer_deleted,
+    customer_logged_in,
+    customer_logged_out,
+    customer_updated,
+)
+from .throttle import Attempt, Throttle
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "MIGRATIONS_DIRECTORY",
+    "APIError",
+    "Actor",
+    "AnonymousCustomer",
+    "Attempt",
+    "Clock",
+    "ConfigurationError",
+    "Credentials",
+    "CustomerChanges",
+    "CustomerRecord",
+    "CustomerStatus",
+    "Customers",
+    "EverShopCustomer",
+    "EverShopCustomerError",
+    "LoginResult",
+    "NewCustomer",
+    "Sessions",
+    "Throttle",
+    "TooManyRequests",
+    "add_version_location",
+    "admin_required",
+    "current_customer",
+    "customer_created",
+    "customer_deleted",
+    "customer_logged_in",
+    "customer_logged_out",
+    "customer_required",
+    "customer_updated",
+    "get_current_customer",
+]

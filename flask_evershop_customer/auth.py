@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from flask import Response, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from .actors import Actor
 from .errors import APIError, Forbidden, Unauthorized, error_response
 from .logs import security_event
-from .service import Actor
 from .state import AppState, get_state
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _admin_actor(state: AppState) -> Actor | None:
     except Unauthorized as error:
         security_event("admin_cookie_rejected", path=request.path, reason=error.message)
         return None
-    if not state.is_admin(admin_id):
+    if not state.accepts_admin(admin_id):
         security_event("admin_rejected_by_loader", admin=admin_id)
         return None
     return Actor(admin_id=admin_id)
@@ -80,7 +80,7 @@ def _customer_actor(state: AppState) -> tuple[Actor, bool] | None:
         if presented is None:
             return None
         token, from_cookie = presented
-        customer, sid = state.service.authenticate(token)
+        customer, sid = state.sessions.authenticate(token)
     except Unauthorized as error:
         if from_cookie:
             setattr(g, _BAD_COOKIE_KEY, True)
@@ -173,7 +173,7 @@ def finish_response(response: Response) -> Response:
         and response.status_code < 300
     ):
         try:
-            state.service.authenticate(cookie)
+            state.sessions.authenticate(cookie)
         except Unauthorized:
             clear_token_cookie(response)
     return response

@@ -23,7 +23,7 @@ def admin_cookie(admin_id: str) -> None:
     """Open an admin session for ADMIN_ID and print its cookie value (for curl:
     -b "asid=..."). Refused when the admin loader rejects ADMIN_ID."""
     state = get_state()
-    if not state.is_admin(admin_id):
+    if not state.accepts_admin(admin_id):
         raise click.BadParameter("the admin loader does not accept this id", param_hint="ADMIN_ID")
     click.echo(state.admin_sessions.open(admin_id))
 
@@ -35,9 +35,9 @@ def purge_sessions(batch_size: int) -> None:
     """Delete expired and revoked sessions (customers' and admins'), in batches, and
     throttling records older than the window."""
     state = get_state()
-    sessions = state.service.purge_sessions(batch_size)
+    sessions = state.sessions.purge(batch_size)
     admin_sessions = state.admin_sessions.purge(batch_size)
-    attempts = state.service.throttle.purge()
+    attempts = state.throttle.purge()
     click.echo(
         f"Deleted {sessions} expired or revoked sessions, {admin_sessions} admin sessions"
         f" and {attempts} old throttling records."
@@ -52,5 +52,5 @@ def unlock(email: str) -> None:
     canonical = canonical_email(email)
     if canonical is None:
         raise click.BadParameter("not a valid email address", param_hint="EMAIL")
-    cleared = get_state().service.clear_login_failures(canonical)
+    cleared = get_state().sessions.clear_login_failures(canonical)
     click.echo(f"Cleared {cleared} failed logins for {email}.")

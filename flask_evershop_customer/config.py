@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.security import DEFAULT_PBKDF2_ITERATIONS
-
 from .errors import ConfigurationError
+from .passwords import PASSWORD_MAX_LENGTH, is_weak, normalize_hash_method
 
 #: Every configuration key the extension reads, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -32,11 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP": 20,
 }
 
-PASSWORD_MAX_LENGTH = 128
 MIN_SECRET_BYTES = 32
-#: OWASP's floor: scrypt N=2^15, r=8, p=3 (or an equal N*p), PBKDF2-HMAC-SHA256 600,000.
-SCRYPT_MIN_COST = 2**15 * 3
-PBKDF2_MIN_ITERATIONS = {"sha256": 600_000, "sha512": 210_000}
 
 
 @dataclass(frozen=True)
@@ -171,49 +166,3 @@ def _hash_method(config: Mapping[str, Any]) -> str:
             " EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH = True to allow it (tests only)"
         )
     return method
-
-
-def normalize_hash_method(method: str) -> str | None:
-    """The method as Werkzeug writes it into a hash (``scrypt`` → ``scrypt:32768:8:1``).
-
-    Returns None for anything Werkzeug would not accept.
-    """
-    name, *args = method.split(":")
-    if name == "scrypt":
-        if not args:
-            return "scrypt:32768:8:1"
-        numbers = _positive_ints(args, 3)
-        if numbers is None:
-            return None
-        n, r, p = numbers
-        if n < 2 or n & (n - 1):
-            return None
-        return f"scrypt:{n}:{r}:{p}"
-    if name == "pbkdf2":
-        if len(args) > 2:
-            return None
-        hash_name = args[0] if args else "sha256"
-        if hash_name not in hashlib.algorithms_guaranteed:
-            return None
-        iterations = _positive_ints(args[1:], 1) if len(args) == 2 else (DEFAULT_PBKDF2_ITERATIONS,)
-        if iterations is None:
-            return None
-        return f"pbkdf2:{hash_name}:{iterations[0]}"
-    return None
-
-
-def is_weak(method: str) -> bool:
-    """Whether a normalized method is below OWASP's floor."""
-    name, *args = method.split(":")
-    if name == "scrypt":
-        n, r, p = map(int, args)
-        return r < 8 or n * p < SCRYPT_MIN_COST
-    hash_name, iterations = args[0], int(args[1])
-    return iterations < PBKDF2_MIN_ITERATIONS.get(hash_name, 2**63)
-
-
-def _positive_ints(values: list[str], count: int) -> tuple[int, ...] | None:
-    if len(values) != count or not all(v.isascii() and v.isdigit() for v in values):
-        return None
-    numbers = tuple(int(v) for v in values)
-    return numbers if all(n > 0 for n in numbers) else None

@@ -15,10 +15,11 @@ from .auth import admin_cookie_value
 from .cli import add_commands
 from .clock import Clock
 from .config import DEFAULTS, load_settings
+from .customers import Customers
 from .errors import ConfigurationError, Unauthorized
 from .models import Models, build_models
 from .passwords import PasswordHasher
-from .service import CustomerService
+from .sessions import Sessions
 from .state import EXTENSION_KEY, AppState, get_state
 from .throttle import Throttle
 from .tokens import AdminCookieSigner, TokenCodec
@@ -42,7 +43,7 @@ class EverShopCustomer:
         self._admin_loader: AdminLoader | None = None
         #: Register it with ``app.register_blueprint`` (``url_prefix=`` moves it) or let
         #: :meth:`init_app` do so: either way sets the extension up on that app.
-        self.blueprint = create_blueprint(self)
+        self.blueprint = create_blueprint(self._set_up)
         add_commands(self.blueprint.cli)
         if app is not None:
             self.init_app(app)
@@ -58,7 +59,7 @@ class EverShopCustomer:
             raise RuntimeError("EverShopCustomer is already set up on this app")
         app.register_blueprint(self.blueprint)
 
-    def _on_register(self, state: BlueprintSetupState) -> None:
+    def _set_up(self, state: BlueprintSetupState) -> None:
         """Blueprint hook: runs before the blueprint's routes are added to the app."""
         app = cast(Flask, state.app)
         if EXTENSION_KEY in app.extensions:
@@ -86,15 +87,8 @@ class EverShopCustomer:
             address_limit=settings.login_max_failures_per_ip,
             clock=clock,
         )
-        service = CustomerService(
-            uow=uow,
-            models=self.models,
-            settings=settings,
-            hasher=PasswordHasher(settings.password_hash_method),
-            tokens=TokenCodec(settings.jwt_key, settings.token_lifetime),
-            throttle=throttle,
-            clock=clock,
-        )
+        hasher = PasswordHasher(settings.password_hash_method)
+        tokens = TokenCodec(settings.jwt_key, settings.token_lifetime)
         admin_sessions = AdminSessions(
             uow=uow,
             model=self.models.AdminSession,
@@ -102,7 +96,30 @@ class EverShopCustomer:
             clock=clock,
         )
         app.extensions[EXTENSION_KEY] = AppState(
-            settings, service, admin_sessions, self.is_admin, clock
+            settings=settings,
+            customers=Customers(
+                uow=uow,
+                models=self.models,
+                settings=settings,
+                hasher=hasher,
+                throttle=throttle,
+                clock=clock,
+            ),
+            sessions=Sessions(
+                uow=uow,
+                models=self.models,
+                settings=settings,
+                hasher=hasher,
+                tokens=tokens,
+                throttle=throttle,
+                clock=clock,
+            ),
+            admin_sessions=admin_sessions,
+            throttle=throttle,
+            tokens=tokens,
+            hasher=hasher,
+            clock=clock,
+            accepts_admin=self.accepts_admin,
         )
 
     # -- admins -----------------------------------------------------------------------
@@ -115,7 +132,7 @@ class EverShopCustomer:
         self._admin_loader = callback
         return callback
 
-    def is_admin(self, admin_id: str) -> bool:
+    def accepts_admin(self, admin_id: str) -> bool:
         """Whether ``admin_id`` (of a live admin session) is accepted by the admin loader."""
         return self._admin_loader is None or bool(self._admin_loader(admin_id))
 
@@ -167,9 +184,16 @@ class EverShopCustomer:
     def throttle(self) -> Throttle:
         """The current app's :class:`~flask_evershop_customer.throttle.Throttle`: hosts
         limit their own logins with ``throttle.attempt(...)``."""
-        return get_state().service.throttle
+        return get_state().throttle
 
     @property
-    def service(self) -> CustomerService:
-        """The current app's :class:`CustomerService`, for use outside requests."""
-        return get_state().service
+    def accounts(self) -> Customers:
+        """The current app's customer rules (create, update, delete, reads), for use
+        outside requests: the same rules and authorization as the HTTP API."""
+        return get_state().customers
+
+    @property
+    def sessions(self) -> Sessions:
+        """The current app's session rules (log in, log out, the token check), for use
+        outside requests."""
+        return get_state().sessions

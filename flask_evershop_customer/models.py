@@ -7,6 +7,7 @@ Table, index and constraint names are fixed: the shipped Alembic revisions use t
 
 from __future__ import annotations
 
+import enum
 import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -23,6 +24,14 @@ ADMIN_SESSION_TABLE = "evershop_customer_admin_session"
 
 EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 255
+
+
+class CustomerStatus(enum.IntEnum):
+    """A customer's ``status``; the API and the database keep EverShop's numbers."""
+
+    DISABLED = 0
+    ACTIVE = 1
+
 
 #: MySQL/MariaDB options: 4-byte UTF-8 whatever the server's default charset is.
 MYSQL_TABLE_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
@@ -77,7 +86,7 @@ class CustomerColumns(_Mapped):
         return f"<Customer {self.uuid}>"
 
 
-class SessionColumns(_Mapped):
+class LoginSessionColumns(_Mapped):
     """A login session: the JWT's ``sid``. Live while unrevoked and unexpired."""
 
     sid: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
@@ -148,7 +157,7 @@ class Models(NamedTuple):
     """The mapped classes of one ``db``."""
 
     Customer: type[CustomerColumns]
-    Session: type[SessionColumns]
+    LoginSession: type[LoginSessionColumns]
     LoginFailure: type[LoginFailureColumns]
     AdminSession: type[AdminSessionColumns]
 
@@ -162,8 +171,10 @@ def build_models(db: SQLAlchemy) -> Models:
         base: Any = db.Model
         _built[db] = Models(
             Customer=type("Customer", (CustomerColumns, base), {"__tablename__": CUSTOMER_TABLE}),
-            Session=type(
-                "CustomerSession", (SessionColumns, base), {"__tablename__": SESSION_TABLE}
+            LoginSession=type(
+                "CustomerLoginSession",
+                (LoginSessionColumns, base),
+                {"__tablename__": SESSION_TABLE},
             ),
             LoginFailure=type(
                 "CustomerLoginFailure",

@@ -37,7 +37,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
     schemes = document["components"]["securitySchemes"]
     schemes["tokenCookie"]["name"] = settings.token_cookie_name
     schemes["adminCookie"]["name"] = settings.admin_cookie_name
-    document["components"]["schemas"]["Password"]["minLength"] = settings.password_min_length
+    password = document["components"]["schemas"]["Password"]
+    password["x-min-length-after-nfkc"] = settings.password_min_length
     if not settings.allow_registration:
         create = document["paths"]["/customers"]["post"]
         create["security"] = [{"adminCookie": []}]

@@ -1,16 +1,26 @@
-"""Password hashing (Werkzeug), the password policy, re-hashing and the dummy hash."""
+"""Password hashing (Werkzeug), the hash-method policy, the password policy, re-hashing
+and the dummy hash."""
 
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import secrets
 import unicodedata
 from importlib import resources
 
-from werkzeug.security import check_password_hash, gen_salt, generate_password_hash
+from werkzeug.security import (
+    DEFAULT_PBKDF2_ITERATIONS,
+    check_password_hash,
+    gen_salt,
+    generate_password_hash,
+)
 
-from .config import PASSWORD_MAX_LENGTH
+PASSWORD_MAX_LENGTH = 128
+#: OWASP's floor: scrypt N=2^15, r=8, p=3 (or an equal N*p), PBKDF2-HMAC-SHA256 600,000.
+SCRYPT_MIN_COST = 2**15 * 3
+PBKDF2_MIN_ITERATIONS = {"sha256": 600_000, "sha512": 210_000}
 
 
 def normalize(password: str) -> str:
@@ -29,19 +39,21 @@ def common_passwords() -> frozenset[str]:
 def policy_violation(
     password: str, *, min_length: int, email: str = "", full_name: str = ""
 ) -> str | None:
-    """Why ``password`` (already NFKC) breaks the policy, or None when it does not.
+    """Why ``password`` (as sent) breaks the policy, or None when it does not.
 
-    The reason reads after the field name: ``/password`` + reason.
+    Lengths are counted in code points of the NFKC form, which is what gets hashed
+    (``ﬁ`` counts as two, a composed ``é`` as one). The reason reads after the field
+    name: ``/password`` + reason.
     """
-    length = len(password)
-    if length < min_length:
+    normalized = normalize(password)
+    if len(normalized) < min_length:
         return f"must NOT have fewer than {min_length} characters"
-    if length > PASSWORD_MAX_LENGTH:
+    if len(normalized) > PASSWORD_MAX_LENGTH:
         return f"must NOT have more than {PASSWORD_MAX_LENGTH} characters"
-    if "\x00" in password:
+    if "\x00" in normalized:
         # HMAC-based hashes (PBKDF2, scrypt) ignore trailing NULs; bcrypt stops at one.
         return "must not contain the NUL character"
-    folded = password.casefold()
+    folded = normalized.casefold()
     if folded in common_passwords():
         return "is too common; choose a less predictable password"
     local_part = email.rpartition("@")[0]
@@ -90,3 +102,49 @@ class PasswordHasher:
     def needs_rehash(self, stored_hash: str) -> bool:
         """Whether ``stored_hash`` was made with another method than the configured one."""
         return stored_hash.partition("$")[0] != self.method
+
+
+def normalize_hash_method(method: str) -> str | None:
+    """The method as Werkzeug writes it into a hash (``scrypt`` → ``scrypt:32768:8:1``).
+
+    Returns None for anything Werkzeug would not accept.
+    """
+    name, *args = method.split(":")
+    if name == "scrypt":
+        if not args:
+            return "scrypt:32768:8:1"
+        numbers = _positive_ints(args, 3)
+        if numbers is None:
+            return None
+        n, r, p = numbers
+        if n < 2 or n & (n - 1):
+            return None
+        return f"scrypt:{n}:{r}:{p}"
+    if name == "pbkdf2":
+        if len(args) > 2:
+            return None
+        hash_name = args[0] if args else "sha256"
+        if hash_name not in hashlib.algorithms_guaranteed:
+            return None
+        iterations = _positive_ints(args[1:], 1) if len(args) == 2 else (DEFAULT_PBKDF2_ITERATIONS,)
+        if iterations is None:
+            return None
+        return f"pbkdf2:{hash_name}:{iterations[0]}"
+    return None
+
+
+def is_weak(method: str) -> bool:
+    """Whether a normalized method is below OWASP's floor."""
+    name, *args = method.split(":")
+    if name == "scrypt":
+        n, r, p = map(int, args)
+        return r < 8 or n * p < SCRYPT_MIN_COST
+    hash_name, iterations = args[0], int(args[1])
+    return iterations < PBKDF2_MIN_ITERATIONS.get(hash_name, 2**63)
+
+
+def _positive_ints(values: list[str], count: int) -> tuple[int, ...] | None:
+    if len(values) != count or not all(v.isascii() and v.isdigit() for v in values):
+        return None
+    numbers = tuple(int(v) for v in values)
+    return numbers if all(n > 0 for n in numbers) else None

@@ -1,6 +1,6 @@
 """Request parsing and validation, response shaping: pure functions, no Flask.
 
-Validation follows EverShop's order and wording (evershop-notes.md §1): the body must be
+Validation follows EverShop's order and wording (as its server answers): the body must be
 an object, then the required fields in order, then each field in schema order, and the
 message names the field (``/email must match format "email"``).
 """
@@ -19,7 +19,6 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import UnsupportedMediaType, ValidationError
 from .models import EMAIL_MAX_LENGTH, FULL_NAME_MAX_LENGTH
-from .passwords import normalize, policy_violation
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Longer integer literals are refused before Python converts them.
@@ -33,7 +32,7 @@ STATUS_VALUES: dict[Any, int] = {0: 0, 1: 1, "0": 0, "1": 1}
 
 @dataclass(frozen=True)
 class NewCustomer:
-    """A validated create request. ``password`` is the NFKC form."""
+    """A validated create request. ``password`` is as sent (hashed in its NFKC form)."""
 
     email: str
     email_canonical: str
@@ -229,25 +228,19 @@ def _full_name(body: dict[str, Any]) -> str:
     return name
 
 
-def _password(body: dict[str, Any], min_length: int, email: str, full_name: str) -> str:
-    password = normalize(_string(body, "password"))
-    reason = policy_violation(password, min_length=min_length, email=email, full_name=full_name)
-    if reason is not None:
-        raise ValidationError(f"/password {reason}")
-    return password
+def _password(body: dict[str, Any]) -> str:
+    """The password as sent. The policy is applied by the rules, which know the
+    customer's stored email and name when only the password changes; hashing uses its
+    NFKC form."""
+    return _string(body, "password")
 
 
-def _text_or_empty(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def parse_new_customer(body: Any, *, min_password_length: int) -> NewCustomer:
+def parse_new_customer(body: Any) -> NewCustomer:
     """Validate a create request: ``email``, ``password``, ``full_name``, ``status``."""
     body = _require_object(body, ("email", "password", "full_name"))
     status = _status(body) if "status" in body else 1
     email, canonical = _email(body)
-    password = _password(body, min_password_length, email, _text_or_empty(body, "full_name"))
+    password = _password(body)
     return NewCustomer(
         email=email,
         email_canonical=canonical,
@@ -257,22 +250,13 @@ def parse_new_customer(body: Any, *, min_password_length: int) -> NewCustomer:
     )
 
 
-def parse_customer_changes(
-    body: Any, *, min_password_length: int, current_email: str, current_full_name: str
-) -> CustomerChanges:
+def parse_customer_changes(body: Any) -> CustomerChanges:
     """Validate an update. Fields other than these four are ignored, never written."""
     body = _require_object(body, ())
     status = _status(body) if "status" in body else None
     email, canonical = _email(body) if "email" in body else (None, None)
     full_name = _full_name(body) if "full_name" in body else None
-    password = None
-    if "password" in body:
-        password = _password(
-            body,
-            min_password_length,
-            email or current_email,
-            full_name or current_full_name,
-        )
+    password = _password(body) if "password" in body else None
     return CustomerChanges(
         email=email,
         email_canonical=canonical,

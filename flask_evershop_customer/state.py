@@ -10,7 +10,11 @@ from flask import Flask, current_app
 from .admins import AdminSessions
 from .clock import Clock
 from .config import Settings
-from .service import CustomerService
+from .customers import Customers
+from .passwords import PasswordHasher
+from .sessions import Sessions
+from .throttle import Throttle
+from .tokens import TokenCodec
 
 EXTENSION_KEY = "evershop_customer"
 
@@ -20,11 +24,15 @@ class AppState:
     """The validated settings and the collaborators built from them for one app."""
 
     settings: Settings
-    service: CustomerService
+    customers: Customers
+    sessions: Sessions
     admin_sessions: AdminSessions
-    #: Whether an admin id from a live admin session is still accepted (the admin loader).
-    is_admin: Callable[[str], bool]
+    throttle: Throttle
+    tokens: TokenCodec
+    hasher: PasswordHasher
     clock: Clock
+    #: The admin loader: whether an admin id of a live admin session is still accepted.
+    accepts_admin: Callable[[str], bool]
 
 
 def get_state(app: Flask | None = None) -> AppState:

@@ -1,4 +1,4 @@
-"""The blueprint: thin views that parse, call the service, and shape the answer."""
+"""The blueprint: thin views that parse, make one call to the rules, and shape the answer."""
 
 from __future__ import annotations
 
@@ -35,17 +35,14 @@ from .schemas import (
     customer_body,
     dump_json,
     parse_credentials,
-    parse_customer_changes,
     parse_if_match,
     parse_json_body,
     parse_new_customer,
     parse_session_ids,
 )
-from .service import Actor
 from .state import get_state
 
 if TYPE_CHECKING:
-    from .extension import EverShopCustomer
     from .schemas import CustomerRecord
 
 BLUEPRINT_NAME = "evershop_customer"
@@ -92,62 +89,45 @@ def create_customer() -> Response:
             by_admin = authenticate(admin_only=True).is_admin
         except APIError:
             by_admin = False
-    new = parse_new_customer(_body(), min_password_length=state.settings.password_min_length)
-    record = state.service.create(new, client_address=request.remote_addr or "", by_admin=by_admin)
+    new = parse_new_customer(_body())
+    record = state.customers.create(
+        new, client_address=request.remote_addr or "", by_admin=by_admin
+    )
     return _customer_response(record, links=True)
 
 
 def update_customer(customer_id: str) -> Response:
     """``PATCH /customers/{id}``: an admin, or the customer with their own token."""
     actor = authenticate()
-    state = get_state()
-    customer = _target(actor, customer_id)
-    changes = parse_customer_changes(
-        _body(),
-        min_password_length=state.settings.password_min_length,
-        current_email=customer.email,
-        current_full_name=customer.full_name,
-    )
-    expected = parse_if_match(request.headers.get("If-Match"), customer.uuid)
-    record = state.service.update(customer, changes, actor, expected_version=expected)
+    body = _body()
+    expected = parse_if_match(request.headers.get("If-Match"), customer_id)
+    record = get_state().customers.update(actor, customer_id, body, expected_version=expected)
     return _customer_response(record, links=True)
 
 
 def delete_customer(customer_id: str) -> Response:
     """``DELETE /customers/{id}``: answers with the customer as it was."""
     actor = authenticate()
-    customer = _target(actor, customer_id)
     _body()
-    expected = parse_if_match(request.headers.get("If-Match"), customer.uuid)
-    record = get_state().service.delete(customer, actor, expected_version=expected)
+    expected = parse_if_match(request.headers.get("If-Match"), customer_id)
+    record = get_state().customers.delete(actor, customer_id, expected_version=expected)
     response = _customer_response(record, links=False)
     if actor.customer is not None:
         clear_token_cookie(response)
     return response
 
 
-def _target(actor: Actor, customer_id: str) -> CustomerRecord:
-    """The customer the path names (404), if the caller may manage it (403). The
-    caller's own record costs no query."""
-    if actor.customer is not None and actor.customer.uuid == customer_id:
-        return actor.customer
-    service = get_state().service
-    customer = service.get(customer_id)
-    service.authorize(actor, customer)
-    return customer
-
-
 def create_session() -> Response:
     """``POST /customers/sessions``: log in; the token comes in the body and a cookie."""
     state = get_state()
     credentials = parse_credentials(_body())
-    result = state.service.login(credentials, request.remote_addr or "")
+    result = state.sessions.login(credentials, request.remote_addr or "")
     response = _json({"data": {"token": result.token, "sid": result.sid}})
     settings = state.settings
     response.set_cookie(
         settings.token_cookie_name,
         result.token,
-        max_age=state.service.tokens.lifetime,
+        max_age=state.tokens.lifetime,
         path="/",
         secure=settings.cookie_secure,
         httponly=True,
@@ -172,7 +152,7 @@ def delete_sessions(ids: str) -> Response:
             return response
         raise
     _body()
-    ended = get_state().service.logout(requested, actor)
+    ended = get_state().sessions.logout(requested, actor)
     response = _json({"data": {}})
     if actor.sid is not None and actor.sid in ended:
         clear_token_cookie(response)
@@ -186,7 +166,7 @@ def _names_own_ended_session(requested: list[str]) -> bool:
         presented = presented_token()
         if presented is None:
             return False
-        claims = get_state().service.tokens.verify(presented[0])
+        claims = get_state().tokens.verify(presented[0])
     except Unauthorized:
         return False
     return requested == [claims.sid]
@@ -259,9 +239,9 @@ def _routing_error() -> Response | None:
     return error_response(from_http_exception(error))
 
 
-def create_blueprint(extension: EverShopCustomer) -> Blueprint:
+def create_blueprint(set_up: Callable[[BlueprintSetupState], None]) -> Blueprint:
     """The blueprint of one extension instance. Registering it on an app (directly or
-    through ``init_app``) sets the extension up on that app."""
+    through ``init_app``) runs ``set_up``, which sets the extension up on that app."""
     blueprint = Blueprint(
         BLUEPRINT_NAME,
         __name__,
@@ -269,7 +249,7 @@ def create_blueprint(extension: EverShopCustomer) -> Blueprint:
         cli_group="customers",
     )
     # First in line: it may move the prefix before the rules below are added.
-    blueprint.record(extension._on_register)
+    blueprint.record(set_up)
     blueprint.record(_add_converter)
     for path, endpoint, view, methods in ROUTES:
         # merge_slashes: a doubled slash is a 404 here, not a redirect.

@@ -1,4 +1,4 @@
-"""Admins (DESIGN.md §4) and the helpers for the host's own routes."""
+"""Admins and the helpers for the host's own routes."""
 
 from __future__ import annotations
 

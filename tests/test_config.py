@@ -1,4 +1,4 @@
-"""Configuration: every key of DESIGN.md §5 under its name with its default, validated once."""
+"""Configuration: every key under its name with its default, validated once."""
 
 from __future__ import annotations
 

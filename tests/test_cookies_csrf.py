@@ -1,4 +1,4 @@
-"""Cookies and cross-site request forgery (issue 4, item 5; DESIGN.md §3).
+"""Cookies and cross-site request forgery.
 
 The token and admin cookies are HttpOnly and SameSite=Lax, and Secure unless the app is
 in debug or testing mode (or EVERSHOP_CUSTOMER_COOKIE_SECURE says otherwise). A write

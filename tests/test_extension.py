@@ -126,7 +126,7 @@ def test_constructor_with_app(database):
     )
     local_db.init_app(app)
     extension = EverShopCustomer(app, db=local_db)
-    assert app.extensions["evershop_customer"].is_admin == extension.is_admin
+    assert app.extensions["evershop_customer"].accepts_admin == extension.accepts_admin
     with app.app_context():
         local_db.create_all()
     assert app.test_client().post("/api/customers", json=BODY).status_code == 200
@@ -153,8 +153,8 @@ def test_service_is_usable_outside_requests(app):
     from flask_evershop_customer.schemas import parse_new_customer
 
     with app.app_context():
-        new = parse_new_customer(BODY, min_password_length=8)
-        record = customers.service.create(new)
+        new = parse_new_customer(BODY)
+        record = customers.accounts.create(new)
     assert record.email == "alice@example.com"
     login = app.test_client().post("/api/customers/sessions", json=BODY)
     assert login.status_code == 200

@@ -143,7 +143,7 @@ def test_the_default_limit_is_64_kib(client):
 def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, caplog):
     app = app_factory(PROPAGATE_EXCEPTIONS=False)
     client = app.test_client(use_cookies=False)
-    service = app.extensions["evershop_customer"].service
+    rules = app.extensions["evershop_customer"].customers
     reported = []
 
     def explode(*_args, **_kwargs):
@@ -152,7 +152,7 @@ def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, cap
     def receiver(_sender, exception, **_extra):
         reported.append(exception)
 
-    monkeypatch.setattr(service, "create", explode)
+    monkeypatch.setattr(rules, "create", explode)
     body = {"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
     with got_request_exception.connected_to(receiver, app):
         response = client.post("/api/customers", json=body)
@@ -166,12 +166,12 @@ def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, cap
 
 def test_a_bug_reaches_the_test_that_finds_it(app, client, monkeypatch):
     """Under ``TESTING`` Flask propagates exceptions: the blueprint must not swallow them."""
-    service = app.extensions["evershop_customer"].service
+    rules = app.extensions["evershop_customer"].customers
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(service, "create", explode)
+    monkeypatch.setattr(rules, "create", explode)
     body = {"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
     with pytest.raises(RuntimeError, match="a bug"):
         client.post("/api/customers", json=body)

@@ -1,4 +1,4 @@
-"""Hostile input (issue 4, item 6): every field is type-strict, the limits hold on every
+"""Hostile input: every field is type-strict, the limits hold on every
 database, and malformed bodies, numbers and ids get a 4xx in EverShop's envelope, never a
 500. A failed request leaves the data as it was.
 """
@@ -32,7 +32,7 @@ def post_raw(client, url, data: bytes, method="post", **kwargs):
 
 def snapshot(app):
     """Every customer and session row, read afresh."""
-    Customer, Session = customers.models.Customer, customers.models.Session
+    Customer, Session = customers.models.Customer, customers.models.LoginSession
     with app.app_context():
         rows = db.session.execute(
             sa.select(

@@ -49,7 +49,7 @@ def _overtaken_password_check(
 ) -> list[Any]:
     """Make the next password check run ``overtake`` (in another thread, to its end)
     once the password has been found right. Returns what ``overtake`` answered."""
-    hasher = app.extensions["evershop_customer"].service.hasher
+    hasher = app.extensions["evershop_customer"].hasher
     real_verify = hasher.verify
     answers: list[Any] = []
 

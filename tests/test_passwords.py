@@ -1,4 +1,4 @@
-"""Password policy (issue 4, item 1) and password hashing (item 2).
+"""Password policy and password hashing.
 
 The policy counts Unicode code points after NFKC normalisation, never trims or truncates,
 and refuses common passwords and passwords equal to the email's local part or the full
@@ -332,7 +332,7 @@ def test_the_default_method_is_scrypt_at_owasps_floor():
     app = setup_app()
     state = app.extensions["evershop_customer"]
     assert state.settings.password_hash_method == "scrypt:32768:8:3"
-    hasher = state.service.hasher
+    hasher = state.hasher
     stored = hasher.hash("a real scrypt hash")  # the one costly hash of this file
     assert stored.startswith("scrypt:32768:8:3$")
     assert not hasher.needs_rehash(stored)
@@ -416,7 +416,7 @@ def test_one_verification_per_login_attempt(api, client, hasher_spy):
 
 
 def test_unknown_emails_are_checked_against_a_hash_of_the_configured_method(app):
-    hasher = app.extensions["evershop_customer"].service.hasher
+    hasher = app.extensions["evershop_customer"].hasher
     assert hasher.dummy_hash.startswith("pbkdf2:sha256:1$")
     assert hasher.verify(None, PASSWORD) is False
     scrypt = PasswordHasher("scrypt:32768:8:3")

@@ -1,4 +1,4 @@
-"""The security log (issue 4, item 9): logger ``flask_evershop_customer.security``.
+"""The security log: logger ``flask_evershop_customer.security``.
 
 Every login success and failure, every logout and every refused request is one line
 ``event key=value ...``, naming the customer by uuid and the session by a digest of its

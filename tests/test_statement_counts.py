@@ -1,4 +1,4 @@
-"""The SQL statements each endpoint issues, pinned (issue 5).
+"""The SQL statements each endpoint issues, pinned.
 
 Not a timing test: the number of statements is what a request costs the database, and
 what the benchmarks' bare baselines are built to match. An extra query (a lazy load, a

@@ -1,4 +1,4 @@
-"""Brute-force protection (issue 4, item 3).
+"""Brute-force protection.
 
 Failed logins are counted in the database, per canonical email and per client address,
 within a sliding window. Time is moved with the extension's public clock, never by

@@ -1,0 +1,339 @@
+"""Customers: create, read, update, delete, with authorization and the password policy
+inside, so a host calling these directly gets the same rules as HTTP. No request objects.
+
+Each write runs as one unit of work (:mod:`.unit_of_work`): a 2xx always means committed
+and anything else means nothing changed (except the attempts that throttling records).
+The database's unique constraint decides duplicates, not a pre-check. Customers travel as
+:class:`CustomerRecord` snapshots, never as live ORM objects: a write names the version
+it was decided on, and a write that finds another version either runs again with the row
+locked or, when the client sent ``If-Match``, is a 412.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import uuid as uuid_module
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+
+from . import signals
+from .actors import Actor
+from .config import Settings
+from .errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationError
+from .logs import security_event
+from .models import CustomerStatus, Models
+from .passwords import PasswordHasher, policy_violation
+from .schemas import (
+    CustomerChanges,
+    CustomerRecord,
+    NewCustomer,
+    is_uuid,
+    parse_customer_changes,
+)
+from .throttle import Throttle
+from .unit_of_work import StaleVersion, Unit, UnitOfWork
+
+DEFAULT_GROUP_ID = 1
+#: The customer columns a :class:`CustomerRecord` is made of.
+RECORD_COLUMNS = tuple(field.name for field in dataclasses.fields(CustomerRecord))
+
+
+def record_columns(customers: sa.Table) -> list[sa.ColumnElement[Any]]:
+    """The columns of ``customers`` a :class:`CustomerRecord` is built from, in order."""
+    return [customers.c[name] for name in RECORD_COLUMNS]
+
+
+class Customers:
+    """The customer rules of one app, over the host's SQLAlchemy session."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        models: Models,
+        settings: Settings,
+        hasher: PasswordHasher,
+        throttle: Throttle,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._uow = uow
+        self._models = models
+        self._settings = settings
+        self._hasher = hasher
+        self._throttle = throttle
+        self._clock = clock
+
+    @property
+    def _customers(self) -> sa.Table:
+        return self._models.Customer.__table__
+
+    @property
+    def _sessions(self) -> sa.Table:
+        return self._models.LoginSession.__table__
+
+    @functools.cached_property
+    def _record_columns(self) -> list[sa.ColumnElement[Any]]:
+        return record_columns(self._customers)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(self, actor: Actor, customer_uuid: str) -> CustomerRecord:
+        """The customer ``customer_uuid`` names, for ``actor``: :class:`NotFound` when
+        there is none, then :class:`Forbidden` unless the actor may manage it. The
+        caller's own record costs no query."""
+        own = actor.customer
+        if own is not None and own.uuid == customer_uuid:
+            return own
+        customer = self.find(customer_uuid)
+        self.authorize(actor, customer)
+        return customer
+
+    def find(self, customer_uuid: str) -> CustomerRecord:
+        """The customer with this uuid, whoever asks; :class:`NotFound` when there is
+        none."""
+        row = None
+        if is_uuid(customer_uuid):
+            row = self._uow.session.execute(
+                sa.select(*self._record_columns).where(self._customers.c.uuid == customer_uuid)
+            ).one_or_none()
+        if row is None:
+            raise NotFound("Invalid customer id")
+        return CustomerRecord(*row)
+
+    def create(
+        self, new: NewCustomer, *, client_address: str = "", by_admin: bool = False
+    ) -> CustomerRecord:
+        """Create a customer. :class:`ValidationError` for a password the policy
+        refuses, :class:`Conflict` when the email is taken (in any form),
+        :class:`TooManyRequests` when ``client_address`` registered too often (admins
+        are not limited)."""
+        self._check_policy(new.password, new.email, new.full_name)
+        limit = self._settings.registrations_per_ip
+        if client_address and not by_admin:
+            subject = self._throttle.subject("register-ip", client_address)
+            self._throttle.reserve(
+                {subject: ("ip", limit)}, event="registration_throttled", client=client_address
+            )
+        self._uow.end_read()
+        password_hash = self._hasher.hash(new.password)
+
+        def work(_attempt: int) -> Unit[CustomerRecord]:
+            now = self._clock()
+            draft = CustomerRecord(
+                customer_id=0,
+                uuid=uuid_module.uuid4().hex,
+                status=new.status,
+                group_id=DEFAULT_GROUP_ID,
+                email=new.email,
+                email_canonical=new.email_canonical,
+                full_name=new.full_name,
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            values = dataclasses.asdict(draft)
+            del values["customer_id"]
+            result = cast(
+                CursorResult[Any],
+                self._uow.session.execute(
+                    sa.insert(self._customers).values(password_hash=password_hash, **values)
+                ),
+            )
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT of one row always has it
+            record = dataclasses.replace(draft, customer_id=int(key[0]))
+            return Unit(record, [(signals.customer_created, {"customer": record.public()})])
+
+        return self._uow.run(work)
+
+    def update(
+        self,
+        actor: Actor,
+        customer_uuid: str,
+        changes: CustomerChanges | object,
+        *,
+        expected_version: int | None = None,
+    ) -> CustomerRecord:
+        """Apply ``changes`` (a :class:`CustomerChanges`, or a decoded JSON body such as
+        ``{"full_name": "Ann"}``, validated as the HTTP API does, after the checks of
+        :meth:`get`). A password change ends the customer's other sessions (all of them
+        when an admin changes it); status 0 ends every session.
+
+        Without ``expected_version`` concurrent updates are serialised and all applied;
+        with it, a stale one is :class:`PreconditionFailed`. :class:`Forbidden` for
+        ``status`` from a non-admin, :class:`Conflict` for a taken email (counted against
+        a customer who tries too many: :class:`TooManyRequests`).
+        """
+        customer = self.get(actor, customer_uuid)
+        if not isinstance(changes, CustomerChanges):
+            # A decoded JSON body: validated only once the caller may touch the customer.
+            changes = parse_customer_changes(changes)
+        if changes.status is not None and not actor.is_admin:
+            self._forbidden(actor, customer, "status is admin-only")
+            raise Forbidden("/status can only be changed by an admin")
+        if changes == CustomerChanges():
+            if expected_version is not None and expected_version != customer.version:
+                raise PreconditionFailed()
+            return customer
+        if changes.password is not None:
+            self._check_policy(
+                changes.password,
+                changes.email or customer.email,
+                changes.full_name or customer.full_name,
+            )
+        attempt = None
+        new_email = changes.email_canonical not in (None, customer.email_canonical)
+        if new_email and not actor.is_admin:
+            attempt = self._throttle.reserve(
+                {
+                    self._throttle.subject("email-change", customer.uuid): (
+                        "customer",
+                        self._settings.login_max_failures,
+                    )
+                },
+                event="email_change_throttled",
+                customer=customer.uuid,
+                sid=actor.sid,
+            )
+        password_hash = None
+        if changes.password:
+            self._uow.end_read()
+            password_hash = self._hasher.hash(changes.password)
+
+        def work(attempt_number: int) -> Unit[CustomerRecord]:
+            # First from the record the request was decided on; after a lost race, from
+            # the row locked until commit, so the retry cannot lose again.
+            base = customer if attempt_number == 1 else self._locked(customer.customer_id)
+            if expected_version is not None and base.version != expected_version:
+                raise PreconditionFailed()
+            values = _changed_values(base, changes)
+            if password_hash is not None:
+                values["password_hash"] = password_hash
+            if not values:
+                return Unit(base)
+            changed = sorted({_FIELD_OF.get(name, name) for name in values})
+            values["updated_at"] = self._clock()
+            values["version"] = base.version + 1
+            self._write_version(base, sa.update(self._customers).values(**values))
+            active = values.get("status", base.status) == CustomerStatus.ACTIVE
+            if password_hash is not None or not active:
+                keep = actor.sid if password_hash is not None and active else None
+                self._revoke_sessions(base.customer_id, keep_sid=keep)
+            if attempt is not None:
+                self._throttle.forget(attempt)
+            values.pop("password_hash", None)
+            record = dataclasses.replace(base, **values)
+            event = {"customer": record.public(), "changed": changed}
+            return Unit(record, [(signals.customer_updated, event)])
+
+        try:
+            return self._uow.run(work, retry_stale=expected_version is None)
+        except Conflict:
+            if attempt is not None:
+                security_event("email_conflict", customer=customer.uuid, sid=actor.sid)
+            raise
+
+    def delete(
+        self, actor: Actor, customer_uuid: str, *, expected_version: int | None = None
+    ) -> CustomerRecord:
+        """Delete a customer and every session of theirs; returns it as it was.
+        :class:`NotFound`, :class:`Forbidden` and :class:`PreconditionFailed` as for
+        :meth:`update`."""
+        customer = self.get(actor, customer_uuid)
+
+        def work(attempt_number: int) -> Unit[CustomerRecord]:
+            base = customer if attempt_number == 1 else self._locked(customer.customer_id)
+            if expected_version is not None and base.version != expected_version:
+                raise PreconditionFailed()
+            sessions = self._sessions
+            self._uow.session.execute(
+                sa.delete(sessions).where(sessions.c.customer_id == base.customer_id)
+            )
+            self._write_version(base, sa.delete(self._customers))
+            return Unit(base, [(signals.customer_deleted, {"customer": base.public()})])
+
+        return self._uow.run(work, retry_stale=expected_version is None)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def authorize(self, actor: Actor, customer: CustomerRecord) -> None:
+        """:class:`Forbidden` unless ``actor`` may manage ``customer``."""
+        if not actor.may_manage(customer):
+            self._forbidden(actor, customer)
+            raise Forbidden("You can only manage your own account")
+
+    def _check_policy(self, password: str, email: str, full_name: str) -> None:
+        """:class:`ValidationError` naming ``/password`` when the policy refuses it."""
+        reason = policy_violation(
+            password,
+            min_length=self._settings.password_min_length,
+            email=email,
+            full_name=full_name,
+        )
+        if reason is not None:
+            raise ValidationError(f"/password {reason}")
+
+    @staticmethod
+    def _forbidden(actor: Actor, customer: CustomerRecord, reason: str | None = None) -> None:
+        security_event(
+            "forbidden",
+            customer=actor.customer.uuid if actor.customer is not None else None,
+            sid=actor.sid,
+            target=customer.uuid,
+            reason=reason,
+        )
+
+    def _locked(self, customer_id: int) -> CustomerRecord:
+        """The customer as committed now, locked until the transaction ends;
+        :class:`NotFound` if a concurrent request deleted it."""
+        row = self._uow.session.execute(
+            sa.select(*self._record_columns)
+            .where(self._customers.c.customer_id == customer_id)
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise NotFound("Invalid customer id")
+        return CustomerRecord(*row)
+
+    def _write_version(self, base: CustomerRecord, statement: sa.Update | sa.Delete) -> None:
+        """Run an UPDATE or DELETE of ``base``'s row only while it is still at
+        ``base``'s version; :class:`StaleVersion` when another request changed it."""
+        customers = self._customers
+        result = self._uow.session.execute(
+            statement.where(
+                customers.c.customer_id == base.customer_id,
+                customers.c.version == base.version,
+            )
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise StaleVersion()
+
+    def _revoke_sessions(self, customer_id: int, *, keep_sid: str | None) -> None:
+        sessions = self._sessions
+        condition = [sessions.c.customer_id == customer_id, sessions.c.revoked_at.is_(None)]
+        if keep_sid is not None:
+            condition.append(sessions.c.sid != keep_sid)
+        self._uow.session.execute(
+            sa.update(sessions).where(*condition).values(revoked_at=self._clock())
+        )
+
+
+#: The field name a changed column is reported under in ``customer_updated``.
+_FIELD_OF = {"password_hash": "password", "email_canonical": "email"}
+
+
+def _changed_values(base: CustomerRecord, changes: CustomerChanges) -> dict[str, Any]:
+    """The columns ``changes`` really changes on ``base``."""
+    values: dict[str, Any] = {}
+    for name in ("email", "full_name", "status"):
+        value = getattr(changes, name)
+        if value is not None and value != getattr(base, name):
+            values[name] = value
+    if changes.email_canonical is not None and changes.email_canonical != base.email_canonical:
+        values["email_canonical"] = changes.email_canonical
+    return values
