@@ -19,6 +19,7 @@ The package, one job a module:
 - ``tokens``: the customer JWT and the signed admin cookie.
 - ``clock``: the time every expiry and window is judged by.
 - ``auth``: credentials from the request, the cross-site rule, the host's decorators.
+- ``testing``: a test client logged in without a password, for hosts' tests.
 - ``views``: the blueprint and its thin views; ``errors``: the exception ladder and the
   envelope; ``signals``, ``logs`` (the security log), ``cli``, ``openapi``,
   ``migrations``.

@@ -189,15 +189,7 @@ class Sessions:
                 customer.email_canonical,
             ):
                 raise _ChangedDuringLogin()
-            sid = str(uuid_module.uuid4())
-            self._uow.session.execute(
-                sa.insert(self._sessions).values(
-                    sid=sid,
-                    customer_id=customer.customer_id,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=self._tokens.lifetime),
-                )
-            )
+            opened = self._open(customer, now)
             if rehash is not None:
                 # Only over the hash that was verified: never over a newer password.
                 self._uow.session.execute(
@@ -209,9 +201,7 @@ class Sessions:
                     .values(password_hash=rehash)
                 )
             throttle.forget(attempt, email_key)
-            result = LoginResult(self._tokens.issue(customer.uuid, sid, now), sid, customer)
-            event = {"customer": customer.public(), "sid": sid}
-            return Unit(result, [(signals.customer_logged_in, event)])
+            return opened
 
         try:
             result = self._uow.run(work, locking=True)
@@ -221,6 +211,40 @@ class Sessions:
             "login", customer=result.customer.uuid, sid=result.sid, client=client_address
         )
         return result
+
+    def open_session(self, customer_uuid: str) -> LoginResult:
+        """Open a session for an active customer without any password: for trusted
+        callers only (a host's tests, see :mod:`flask_evershop_customer.testing`, or an
+        impersonation feature of its own). :class:`NotFound` for an unknown or disabled
+        customer. Sends ``customer_logged_in`` like a login."""
+        customers = self._customers
+        row = None
+        if is_uuid(customer_uuid):
+            row = self._uow.session.execute(
+                sa.select(*self._record_columns).where(customers.c.uuid == customer_uuid)
+            ).one_or_none()
+        customer = CustomerRecord(*row) if row is not None else None
+        if customer is None or customer.status != CustomerStatus.ACTIVE:
+            raise NotFound("Invalid customer id")
+        result = self._uow.run(lambda _attempt: self._open(customer, self._clock()))
+        security_event("login", customer=customer.uuid, sid=result.sid, client=None)
+        return result
+
+    def _open(self, customer: CustomerRecord, now: datetime) -> Unit[LoginResult]:
+        """Inside a unit of work: write a new session of ``customer``; its token, and the
+        signal to send."""
+        sid = str(uuid_module.uuid4())
+        self._uow.session.execute(
+            sa.insert(self._sessions).values(
+                sid=sid,
+                customer_id=customer.customer_id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=self._tokens.lifetime),
+            )
+        )
+        result = LoginResult(self._tokens.issue(customer.uuid, sid, now), sid, customer)
+        event = {"customer": customer.public(), "sid": sid}
+        return Unit(result, [(signals.customer_logged_in, event)])
 
     def _login_failed(
         self,
