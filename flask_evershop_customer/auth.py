@@ -10,12 +10,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Response, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.local import LocalProxy
 
 from .actors import Actor
 from .errors import APIError, Forbidden, Unauthorized, error_response
 from .logs import security_event
 from .state import AppState, get_state
+from .tokens import Claims
 
 if TYPE_CHECKING:
     from .schemas import CustomerRecord
@@ -176,7 +178,21 @@ def finish_response(response: Response) -> Response:
             state.sessions.authenticate(cookie)
         except Unauthorized:
             clear_token_cookie(response)
+        except SQLAlchemyError:
+            pass  # the write is committed: a database hiccup here must not make it a 500
     return response
+
+
+def cookie_claims() -> Claims | None:
+    """The claims of the request's token cookie, if its signature and claims verify
+    (no database query): which session and customer the browser holds."""
+    cookie = token_cookie_value()
+    if not cookie:
+        return None
+    try:
+        return get_state().tokens.verify(cookie)
+    except Unauthorized:
+        return None
 
 
 def clear_token_cookie(response: Response) -> None:

@@ -24,7 +24,14 @@ from sqlalchemy.engine import CursorResult
 from . import signals
 from .actors import Actor
 from .config import Settings
-from .errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationError
+from .errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Unauthorized,
+    ValidationError,
+)
 from .logs import security_event
 from .models import CustomerStatus, Models
 from .passwords import PasswordHasher, policy_violation
@@ -208,7 +215,7 @@ class Customers:
         def work(attempt_number: int) -> Unit[CustomerRecord]:
             # First from the record the request was decided on; after a lost race, from
             # the row locked until commit, so the retry cannot lose again.
-            base = customer if attempt_number == 1 else self._locked(customer.customer_id)
+            base = self._base(actor, customer, attempt_number)
             if expected_version is not None and base.version != expected_version:
                 raise PreconditionFailed()
             values = _changed_values(base, changes)
@@ -220,6 +227,7 @@ class Customers:
             values["updated_at"] = self._clock()
             values["version"] = base.version + 1
             self._write_version(base, sa.update(self._customers).values(**values))
+            self._check_session(actor, base.customer_id)
             active = values.get("status", base.status) == CustomerStatus.ACTIVE
             if password_hash is not None or not active:
                 keep = actor.sid if password_hash is not None and active else None
@@ -247,7 +255,12 @@ class Customers:
         customer = self.get(actor, customer_uuid)
 
         def work(attempt_number: int) -> Unit[CustomerRecord]:
-            base = customer if attempt_number == 1 else self._locked(customer.customer_id)
+            if actor.customer is not None:
+                # The session rows go first: lock the account, then check the session.
+                base = self._locked(customer.customer_id)
+                self._check_session(actor, base.customer_id)
+            else:
+                base = self._base(actor, customer, attempt_number)
             if expected_version is not None and base.version != expected_version:
                 raise PreconditionFailed()
             sessions = self._sessions
@@ -257,7 +270,9 @@ class Customers:
             self._write_version(base, sa.delete(self._customers))
             return Unit(base, [(signals.customer_deleted, {"customer": base.public()})])
 
-        return self._uow.run(work, retry_stale=expected_version is None)
+        return self._uow.run(
+            work, retry_stale=expected_version is None, locking=actor.customer is not None
+        )
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -287,6 +302,36 @@ class Customers:
             target=customer.uuid,
             reason=reason,
         )
+
+    def _base(self, actor: Actor, customer: CustomerRecord, attempt: int) -> CustomerRecord:
+        """The record a write is decided on: on a first attempt the one the request read
+        (a lost race retries), on a retry the row as committed now, locked."""
+        return customer if attempt == 1 else self._locked(customer.customer_id)
+
+    def _check_session(self, actor: Actor, customer_id: int) -> None:
+        """For a customer acting on their own account, in the writing transaction and
+        after the customer's row is locked: their session must still be live. One that
+        ended meanwhile (a password change elsewhere, a logout of all sessions, a
+        disable) can no longer write: :class:`Unauthorized`. The read locks the session
+        row, so the logout that would end it waits for this write (or this write sees
+        it ended)."""
+        if actor.customer is None:
+            return
+        sessions, customers = self._sessions, self._customers
+        live = self._uow.session.execute(
+            sa.select(sessions.c.sid)
+            .join_from(sessions, customers, customers.c.customer_id == sessions.c.customer_id)
+            .where(
+                sessions.c.sid == actor.sid,
+                sessions.c.customer_id == customer_id,
+                sessions.c.revoked_at.is_(None),
+                sessions.c.expires_at > self._clock(),
+                customers.c.status == CustomerStatus.ACTIVE,
+            )
+            .with_for_update(read=True)
+        ).one_or_none()
+        if live is None:
+            raise Unauthorized("Session has ended")
 
     def _locked(self, customer_id: int) -> CustomerRecord:
         """The customer as committed now, locked until the transaction ends;

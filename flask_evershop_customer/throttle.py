@@ -109,27 +109,28 @@ class Throttle:
         ids = self.uow.run(lambda _attempt: Unit(self._insert(list(limits), now)))
         attempt = Attempt(self, list(ids.values()))
         table = self._model.__table__
+        # Every attempt committed in the window, this one's concurrent neighbours too:
+        # attempts arriving together may all be refused, never all let through.
         counted = self.uow.session.execute(
             sa.select(table.c.subject, sa.func.count(), sa.func.min(table.c.failed_at))
             .where(
-                sa.or_(
-                    *(
-                        sa.and_(table.c.subject == subject, table.c.id <= row_id)
-                        for subject, row_id in ids.items()
-                    )
-                ),
+                table.c.subject.in_(list(ids)),
                 table.c.failed_at > now - timedelta(seconds=self.window),
             )
             .group_by(table.c.subject)
         ).all()
-        for subject, count, oldest in counted:
-            scope, limit = limits[subject]
-            if count > limit:
-                attempt.succeeded()  # an attempt refused is not counted
-                security_event(event, scope=scope, **log)
-                # The oldest attempt leaves the window then, freeing one.
-                wait = oldest + timedelta(seconds=self.window) - now
-                raise TooManyRequests(math.ceil(wait.total_seconds()), _MESSAGES.get(event))
+        over = [
+            (limits[subject][0], oldest)
+            for subject, count, oldest in counted
+            if count > limits[subject][1]
+        ]
+        if over:
+            attempt.succeeded()  # an attempt refused is not counted
+            security_event(event, scope=over[0][0], **log)
+            # The oldest attempt leaves the window then, freeing one; with two limits
+            # over, the later of the two.
+            wait = max(oldest for _, oldest in over) + timedelta(seconds=self.window) - now
+            raise TooManyRequests(math.ceil(wait.total_seconds()), _MESSAGES.get(event))
         return attempt
 
     def forget(self, attempt: Attempt, *clear: str) -> None:

@@ -17,6 +17,7 @@ from .auth import (
     admin_cookie_value,
     authenticate,
     clear_token_cookie,
+    cookie_claims,
     finish_response,
     presented_token,
 )
@@ -112,8 +113,9 @@ def delete_customer(customer_id: str) -> Response:
     expected = parse_if_match(request.headers.get("If-Match"), customer_id)
     record = get_state().customers.delete(actor, customer_id, expected_version=expected)
     response = _customer_response(record, links=False)
-    if actor.customer is not None:
-        clear_token_cookie(response)
+    claims = cookie_claims()
+    if claims is not None and claims.customer_uuid == record.uuid:
+        clear_token_cookie(response)  # the browser's session went with the customer
     return response
 
 
@@ -148,14 +150,17 @@ def delete_sessions(ids: str) -> Response:
     except Unauthorized:
         if _names_own_ended_session(requested):
             response = _json({"data": {}})
-            clear_token_cookie(response)
+            claims = cookie_claims()
+            if claims is not None and claims.sid in requested:
+                clear_token_cookie(response)
             return response
         raise
     _body()
     ended = get_state().sessions.logout(requested, actor)
     response = _json({"data": {}})
-    if actor.sid is not None and actor.sid in ended:
-        clear_token_cookie(response)
+    claims = cookie_claims()
+    if claims is not None and claims.sid in ended:
+        clear_token_cookie(response)  # the browser's own session has just ended
     return response
 
 

@@ -414,3 +414,20 @@ def test_an_admin_write_that_leaves_the_token_cookie_alive_keeps_it(browser, api
     browser.client.set_cookie("asid", admin)
     response = browser.client.patch(browser.url, json={"full_name": "Renamed By Admin"})
     assert response.status_code == 200 and not token_cleared(response)
+
+
+def test_a_bearer_logout_leaves_a_cookie_of_another_live_session(api, client):
+    """Only the browser's own session, ended, clears its cookie."""
+    api.register("alice@example.com")
+    old, live = api.login("alice@example.com"), api.login("alice@example.com")
+    cookie = {"Cookie": f"token={live.token}"}
+    url = f"/api/customers/sessions/{old.sid}"
+    first = client.delete(url, headers={**old.headers, **cookie})
+    again = client.delete(url, headers={**old.headers, **cookie})  # already ended
+    for response in (first, again):
+        assert response.status_code == 200 and not token_cleared(response)
+    assert (
+        client.delete(f"/api/customers/sessions/{live.sid}", headers={**live.headers, **cookie})
+        .headers.get("Set-Cookie", "")
+        .startswith("token=;")
+    )

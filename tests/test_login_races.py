@@ -239,15 +239,16 @@ def interfering(app: Flask) -> Iterator[Callable[..., Interferer]]:
         interferer_engine.dispose()
 
 
+@pytest.mark.parametrize("by", ["customer", "admin"])
 def test_a_patch_without_if_match_overtaken_every_time_still_succeeds(
-    api, client, alice, interfering
+    api, client, alice, interfering, by
 ):
     """Before each of its writes another writer commits a change: the first write finds
     a new version; the retry holds the row, so the other writer cannot get in again."""
-    login = api.login("alice@example.com")
+    headers = api.login("alice@example.com").headers if by == "customer" else api.admin_headers()
     interferer = interfering(alice["customer_id"])
     response = client.patch(
-        f"/api/customers/{alice['uuid']}", json={"full_name": "Mine"}, headers=login.headers
+        f"/api/customers/{alice['uuid']}", json={"full_name": "Mine"}, headers=headers
     )
     assert response.status_code == 200, response.get_json()
     assert interferer.outcomes == ["written", "locked out"]
@@ -257,9 +258,8 @@ def test_a_patch_without_if_match_overtaken_every_time_still_succeeds(
 
 
 def test_a_patch_with_a_stale_if_match_is_412_and_not_retried(api, client, alice, interfering):
-    login = api.login("alice@example.com")
     interferer = interfering(alice["customer_id"])
-    headers = {**login.headers, "If-Match": f'"{alice["uuid"]}.1"'}
+    headers = {**api.admin_headers(), "If-Match": f'"{alice["uuid"]}.1"'}
     response = client.patch(
         f"/api/customers/{alice['uuid']}", json={"full_name": "Mine"}, headers=headers
     )
@@ -304,7 +304,7 @@ def test_mariadb_snapshot_isolation_conflicts_are_retried(app_factory, database)
     try:
         api = Api(app, app.test_client(use_cookies=False))
         alice = api.register("alice@example.com")
-        login = api.login("alice@example.com")
+        admin = api.admin_headers()  # an admin's first write is optimistic
         interferer = Interferer(app, alice["customer_id"])
         test_thread = threading.current_thread()
         errors: list[int] = []
@@ -321,7 +321,7 @@ def test_mariadb_snapshot_isolation_conflicts_are_retried(app_factory, database)
         sa.event.listen(engine, "handle_error", error)
         try:
             response = api.client.patch(
-                f"/api/customers/{alice['uuid']}", json={"full_name": "Mine"}, headers=login.headers
+                f"/api/customers/{alice['uuid']}", json={"full_name": "Mine"}, headers=admin
             )
         finally:
             sa.event.remove(engine, "before_cursor_execute", overtake)
@@ -333,3 +333,82 @@ def test_mariadb_snapshot_isolation_conflicts_are_retried(app_factory, database)
     finally:
         sa.event.remove(engine, "connect", snapshot_isolation)
         engine.dispose()
+
+
+# -- a session ended while its request is in flight --------------------------------------
+
+STOLEN_PASSWORD = "the attacker owns this now"
+
+
+def _overtaken_hash(app: Flask, monkeypatch: pytest.MonkeyPatch, overtake: Callable[[], Any]):
+    """Run ``overtake`` (in another thread, to its end) while the next request hashes
+    ``STOLEN_PASSWORD``: no lock may be held then."""
+    hasher = app.extensions["evershop_customer"].hasher
+    real_hash = hasher.hash
+    answers: list[Any] = []
+
+    def hash_(password: str) -> str:
+        stored = real_hash(password)
+        if password == STOLEN_PASSWORD and not answers:
+            answers.append(_in_thread(overtake))
+        return stored
+
+    monkeypatch.setattr(hasher, "hash", hash_)
+    return answers
+
+
+@pytest.mark.parametrize(
+    "ending", ["own password change", "admin password change", "disable", "logout of all"]
+)
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_a_write_whose_session_ends_in_flight_writes_nothing(
+    app, api, client, monkeypatch, ending, method
+):
+    """A stolen token's PATCH (or DELETE) is overtaken by the victim ending its session:
+    it must not land on top (the victim's change wins, the thief gets 401)."""
+    alice = api.register("alice@example.com")
+    url = f"/api/customers/{alice['uuid']}"
+    thief, victim = api.login("alice@example.com"), api.login("alice@example.com")
+    admin = api.admin_headers()
+    other = app.test_client(use_cookies=False)
+    overtake = {
+        "own password change": lambda: other.patch(
+            url, json={"password": OTHER_PASSWORD}, headers=victim.headers
+        ),
+        "admin password change": lambda: other.patch(
+            url, json={"password": OTHER_PASSWORD}, headers=admin
+        ),
+        "disable": lambda: other.patch(url, json={"status": 0}, headers=admin),
+        "logout of all": lambda: other.delete(
+            f"/api/customers/sessions/{alice['uuid']}", headers=victim.headers
+        ),
+    }[ending]
+    if method == "delete":
+        # The delete hashes nothing: hold it just before it takes its lock.
+        answers: list[Any] = []
+        with app.app_context():
+            engine = app.extensions["sqlalchemy"].engine
+        test_thread = threading.current_thread()
+
+        def hold(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            locking = statement.startswith("BEGIN IMMEDIATE") or "FOR UPDATE" in statement
+            if threading.current_thread() is test_thread and locking and not answers:
+                answers.append(_in_thread(overtake))
+
+        sa.event.listen(engine, "before_cursor_execute", hold)
+        try:
+            response = client.delete(url, headers=thief.headers)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", hold)
+    else:
+        answers = _overtaken_hash(app, monkeypatch, overtake)
+        body = {"password": STOLEN_PASSWORD, "email": "mallory@evil.example"}
+        response = client.patch(url, json=body, headers=thief.headers)
+    [overtaking] = answers
+    assert overtaking.status_code == 200, overtaking.get_json()
+    assert response.status_code == 401, response.get_json()
+    monkeypatch.undo()
+    rows = table_contents(app)["evershop_customer"]
+    assert len(rows) == 1 and "mallory@evil.example" not in rows[0]
+    stolen = {"email": "mallory@evil.example", "password": STOLEN_PASSWORD}
+    assert client.post("/api/customers/sessions", json=stolen).status_code == 400

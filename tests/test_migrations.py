@@ -360,6 +360,8 @@ def _recompute_and_check(app: Flask) -> None:
         ("ｚｏｅ@example.com", "ｚｏｅ@example.com"),
         ("zoe@example.com", "zoe@example.com"),  # the full-width one's new form is taken
         ("plain@example.com", "plain@example.com"),
+        # ASCII, but its punycode domain is decoded, then folded: it changes too.
+        ("anna@xn--fa-hia.de", "anna@faß.de"),
     ]
     with app.app_context():
         for n, (email, canonical) in enumerate(rows):
@@ -388,6 +390,7 @@ def _recompute_and_check(app: Flask) -> None:
         "ｚｏｅ@example.com": "ｚｏｅ@example.com",
         "zoe@example.com": "zoe@example.com",
         "plain@example.com": "plain@example.com",
+        "anna@xn--fa-hia.de": "anna@fass.de",
     }
     assert "customer 2 keeps its old canonical email" in output
     flask_db(app, "downgrade", "base")

@@ -56,8 +56,9 @@ def _canonical(email: str) -> str | None:
 
 
 def _recompute_canonical_emails() -> None:
-    """Only addresses outside ASCII can change. One that would collide with another
-    customer's keeps its old form (and is reported), so no account is merged or lost."""
+    """Every row is recomputed (an ASCII punycode domain changes too: it is decoded,
+    then folded). One whose new form would collide with another customer's keeps its
+    old form (and is reported), so no account is merged or lost."""
     customers = sa.table(
         "evershop_customer",
         sa.column("customer_id", sa.Integer),
@@ -70,8 +71,6 @@ def _recompute_canonical_emails() -> None:
     ).all()
     taken = {row.email_canonical for row in rows}
     for row in rows:
-        if row.email.isascii():
-            continue
         canonical = _canonical(row.email)
         if canonical is None or canonical == row.email_canonical:
             continue
