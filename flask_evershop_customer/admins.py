@@ -94,21 +94,7 @@ class AdminSessions:
         table = self._model.__table__
         now = self._clock()
         ended = sa.or_(table.c.expires_at <= now, table.c.revoked_at.is_not(None))
-        total = 0
-        while True:
-
-            def work(_attempt: int) -> Unit[int]:
-                ids = self._uow.session.scalars(
-                    sa.select(table.c.id).where(ended).limit(batch_size)
-                ).all()
-                if ids:
-                    self._uow.session.execute(sa.delete(table).where(table.c.id.in_(ids)))
-                return Unit(len(ids))
-
-            deleted = self._uow.run(work)
-            total += deleted
-            if deleted < batch_size:
-                return total
+        return self._uow.delete_in_batches(table.c.id, ended, batch_size)
 
     def _end(self, condition: sa.ColumnElement[bool]) -> int:
         table = self._model.__table__

@@ -55,25 +55,11 @@ def record_columns(customers: sa.Table) -> list[sa.ColumnElement[Any]]:
     return [customers.c[name] for name in RECORD_COLUMNS]
 
 
-class Customers:
-    """The customer rules of one app, over the host's SQLAlchemy session."""
+class CustomerTables:
+    """What the customer and session rules share: the tables and the record columns."""
 
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWork,
-        models: Models,
-        settings: Settings,
-        hasher: PasswordHasher,
-        throttle: Throttle,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._uow = uow
+    def __init__(self, models: Models) -> None:
         self._models = models
-        self._settings = settings
-        self._hasher = hasher
-        self._throttle = throttle
-        self._clock = clock
 
     @property
     def _customers(self) -> sa.Table:
@@ -86,6 +72,27 @@ class Customers:
     @functools.cached_property
     def _record_columns(self) -> list[sa.ColumnElement[Any]]:
         return record_columns(self._customers)
+
+
+class Customers(CustomerTables):
+    """The customer rules of one app, over the host's SQLAlchemy session."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        models: Models,
+        settings: Settings,
+        hasher: PasswordHasher,
+        throttle: Throttle,
+        clock: Callable[[], datetime],
+    ) -> None:
+        super().__init__(models)
+        self._uow = uow
+        self._settings = settings
+        self._hasher = hasher
+        self._throttle = throttle
+        self._clock = clock
 
     # -- reads ------------------------------------------------------------------------
 

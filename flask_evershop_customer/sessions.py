@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from . import signals
 from .actors import Actor
 from .config import Settings
-from .customers import record_columns
+from .customers import CustomerTables
 from .errors import Conflict, Forbidden, InvalidCredentials, NotFound, Unauthorized
 from .logs import security_event
 from .models import CustomerStatus, Models
@@ -45,7 +45,7 @@ class _ChangedDuringLogin(Exception):
     """The customer was changed, disabled or deleted while their password was checked."""
 
 
-class Sessions:
+class Sessions(CustomerTables):
     """The session rules of one app, over the host's SQLAlchemy session."""
 
     def __init__(
@@ -59,25 +59,13 @@ class Sessions:
         throttle: Throttle,
         clock: Callable[[], datetime],
     ) -> None:
+        super().__init__(models)
         self._uow = uow
-        self._models = models
         self._settings = settings
         self._hasher = hasher
         self._tokens = tokens
         self._throttle = throttle
         self._clock = clock
-
-    @property
-    def _customers(self) -> sa.Table:
-        return self._models.Customer.__table__
-
-    @property
-    def _sessions(self) -> sa.Table:
-        return self._models.LoginSession.__table__
-
-    @functools.cached_property
-    def _record_columns(self) -> list[sa.ColumnElement[Any]]:
-        return record_columns(self._customers)
 
     @functools.cached_property
     def _session_lookup(self) -> sa.Select[Any]:
@@ -357,21 +345,7 @@ class Sessions:
         table = self._sessions
         now = self._clock()
         ended = sa.or_(table.c.expires_at <= now, table.c.revoked_at.is_not(None))
-        total = 0
-        while True:
-
-            def work(_attempt: int) -> Unit[int]:
-                batch = self._uow.session.scalars(
-                    sa.select(table.c.sid).where(ended).limit(batch_size)
-                ).all()
-                if batch:
-                    self._uow.session.execute(sa.delete(table).where(table.c.sid.in_(batch)))
-                return Unit(len(batch))
-
-            deleted = self._uow.run(work)
-            total += deleted
-            if deleted < batch_size:
-                return total
+        return self._uow.delete_in_batches(table.c.sid, ended, batch_size)
 
     def clear_login_failures(self, email_canonical: str) -> int:
         """Lift the lockout of one email. Returns how many failures were forgotten."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from blinker import Signal
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -117,6 +118,27 @@ class UnitOfWork:
                 session.rollback()
                 raise
         raise ServiceUnavailable()  # pragma: no cover - the loop always returns or raises
+
+    def delete_in_batches(
+        self, key: sa.Column[Any], condition: sa.ColumnElement[bool], batch_size: int
+    ) -> int:
+        """Delete the rows of ``key``'s table that match ``condition``, ``batch_size``
+        per transaction (no long lock on a big table). Returns how many."""
+        table = key.table
+        total = 0
+        while True:
+
+            def work(_attempt: int) -> Unit[int]:
+                batch = self.session.scalars(sa.select(key).where(condition).limit(batch_size))
+                keys = batch.all()
+                if keys:
+                    self.session.execute(sa.delete(table).where(key.in_(keys)))
+                return Unit(len(keys))
+
+            deleted = self.run(work)
+            total += deleted
+            if deleted < batch_size:
+                return total
 
     def lock_sqlite(self) -> None:
         """On SQLite, start the transaction with ``BEGIN IMMEDIATE`` (the write lock),
