@@ -178,8 +178,11 @@ def finish_response(response: Response) -> Response:
             state.sessions.authenticate(cookie)
         except Unauthorized:
             clear_token_cookie(response)
-        except SQLAlchemyError:
-            pass  # the write is committed: a database hiccup here must not make it a 500
+        except SQLAlchemyError as error:
+            # The write is committed: a database hiccup here must not make it a 500.
+            current_app.logger.warning(
+                "Token cookie not checked after a write: %s", type(error).__name__
+            )
     return response
 
 
@@ -195,16 +198,24 @@ def cookie_claims() -> Claims | None:
         return None
 
 
+def set_credential_cookie(response: Response, name: str, value: str, max_age: int) -> None:
+    """Set a credential cookie (the token or the admin cookie) with the attributes every
+    one of them has: HttpOnly, SameSite=Lax, Path=/, Secure as configured."""
+    secure = get_state().settings.cookie_secure
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="Lax"
+    )
+
+
+def delete_credential_cookie(response: Response, name: str) -> None:
+    """Tell the browser to drop a credential cookie (same attributes as it was set)."""
+    secure = get_state().settings.cookie_secure
+    response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+
+
 def clear_token_cookie(response: Response) -> None:
     """Tell the browser to drop the token cookie."""
-    settings = get_state().settings
-    response.delete_cookie(
-        settings.token_cookie_name,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    delete_credential_cookie(response, get_state().settings.token_cookie_name)
 
 
 def _guard(admin_only: bool) -> Callable[[F], F]:

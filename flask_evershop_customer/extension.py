@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import cast
@@ -11,7 +12,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_sqlalchemy import SQLAlchemy
 
 from .admins import AdminSessions
-from .auth import admin_cookie_value
+from .auth import admin_cookie_value, delete_credential_cookie, set_credential_cookie
 from .cli import add_commands
 from .clock import Clock
 from .config import DEFAULTS, load_settings
@@ -140,15 +141,9 @@ class EverShopCustomer:
         """Open an admin session for ``admin_id`` and set its cookie on ``response``,
         after the host's own admin login succeeded."""
         state = get_state()
-        response.set_cookie(
-            state.settings.admin_cookie_name,
-            state.admin_sessions.open(admin_id),
-            max_age=state.settings.admin_cookie_lifetime,
-            path="/",
-            secure=state.settings.cookie_secure,
-            httponly=True,
-            samesite="Lax",
-        )
+        value = state.admin_sessions.open(admin_id)
+        name, lifetime = state.settings.admin_cookie_name, state.settings.admin_cookie_lifetime
+        set_credential_cookie(response, name, value, lifetime)
         return response
 
     def logout_admin(self, response: Response) -> Response:
@@ -156,18 +151,11 @@ class EverShopCustomer:
         cookie on ``response``. The cookie's value no longer works afterwards."""
         state = get_state()
         value = admin_cookie_value()
-        if value:
-            try:
+        # A cookie that does not verify names no session to end.
+        with contextlib.suppress(Unauthorized):
+            if value:
                 state.admin_sessions.revoke(state.admin_sessions.session_id(value))
-            except Unauthorized:
-                pass  # a cookie that does not verify names no session to end
-        response.delete_cookie(
-            state.settings.admin_cookie_name,
-            path="/",
-            secure=state.settings.cookie_secure,
-            httponly=True,
-            samesite="Lax",
-        )
+        delete_credential_cookie(response, state.settings.admin_cookie_name)
         return response
 
     def end_admin_sessions(self, admin_id: str) -> int:

@@ -38,7 +38,6 @@ class Attempt:
 
     throttle: Throttle
     ids: list[int]
-    clear_subjects: tuple[str, ...] = ()
     _done: bool = field(default=False, repr=False)
 
     def succeeded(self) -> None:

@@ -18,7 +18,6 @@ from blinker import Signal
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from .errors import (
     Conflict,
@@ -101,7 +100,7 @@ class UnitOfWork:
                 if "email_canonical" in str(exc.orig):
                     raise Conflict() from None
                 raise Conflict("The request conflicts with a concurrent change") from None
-            except (StaleVersion, StaleDataError):
+            except StaleVersion:
                 session.rollback()
                 if retry_stale and attempt < ATTEMPTS:
                     continue

@@ -20,6 +20,7 @@ from .auth import (
     cookie_claims,
     finish_response,
     presented_token,
+    set_credential_cookie,
 )
 from .config import DEFAULTS
 from .errors import (
@@ -125,15 +126,8 @@ def create_session() -> Response:
     credentials = parse_credentials(_body())
     result = state.sessions.login(credentials, request.remote_addr or "")
     response = _json({"data": {"token": result.token, "sid": result.sid}})
-    settings = state.settings
-    response.set_cookie(
-        settings.token_cookie_name,
-        result.token,
-        max_age=state.tokens.lifetime,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite="Lax",
+    set_credential_cookie(
+        response, state.settings.token_cookie_name, result.token, state.tokens.lifetime
     )
     return response
 
