@@ -123,6 +123,13 @@ def database(
         yield Database(request.param, url)
 
 
+#: For a test that never touches a database (validation, routing, token checks): it
+#: runs on one backend only instead of all of them.
+database_free = pytest.mark.parametrize(
+    "database", selected_backends()[:1], indirect=True, scope="session"
+)
+
+
 # -- apps -----------------------------------------------------------------------------
 
 

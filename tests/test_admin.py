@@ -12,7 +12,7 @@ from flask_evershop_customer import (
     get_current_customer,
 )
 
-from .conftest import PASSWORD, customers
+from .conftest import PASSWORD, customers, database_free
 
 
 @pytest.fixture
@@ -67,6 +67,7 @@ def test_the_admin_cookie_manages_customers(host_app):
     assert response.status_code == 200
 
 
+@database_free
 @pytest.mark.parametrize("value", ["garbage", "", "a.b.c", "x" * 5000])
 def test_a_bad_admin_cookie_is_no_credential(host_app, value):
     client = host_app.test_client(use_cookies=False)

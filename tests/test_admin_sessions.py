@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from flask_evershop_customer import admin_required
 
-from .conftest import customers, db
+from .conftest import customers, database_free, db
 
 
 @pytest.fixture
@@ -97,6 +97,7 @@ def test_the_session_row_expires_on_the_extension_clock(host_app):
     assert _dashboard(host_app, value) == 401
 
 
+@database_free
 def test_logout_without_or_with_a_bad_cookie_just_clears_it(host_app):
     client = host_app.test_client(use_cookies=False)
     for headers in ({}, {"Cookie": "asid=garbage"}):

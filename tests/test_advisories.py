@@ -23,7 +23,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_evershop_customer import ConfigurationError, EverShopCustomer
 from flask_evershop_customer.tokens import AUDIENCE, ISSUER, LEEWAY_SECONDS
 
-from .conftest import OTHER_PASSWORD, PASSWORD, SECRET_KEY
+from .conftest import OTHER_PASSWORD, PASSWORD, SECRET_KEY, database_free
 
 #: A public key as a server using RS256 would publish it: the classic key-confusion bait.
 PUBLIC_KEY_PEM = (
@@ -104,6 +104,7 @@ def test_a_forged_token_with_the_real_key_and_all_claims_works(victim):
 # -- the signature and its algorithm ----------------------------------------------------
 
 
+@database_free
 def test_alg_none_is_refused(victim):
     assert victim.status(jwt.encode(victim.claims(), None, algorithm="none")) == 401
     for alg in ("none", "None", "NONE", "nOnE"):
@@ -113,6 +114,7 @@ def test_alg_none_is_refused(victim):
         assert victim.status(signed) == 401, alg
 
 
+@database_free
 def test_another_hmac_algorithm_with_the_right_key_is_refused(victim):
     for alg, digest in (("HS384", "sha384"), ("HS512", "sha512")):
         header = {"alg": alg, "typ": "JWT"}
@@ -120,6 +122,7 @@ def test_another_hmac_algorithm_with_the_right_key_is_refused(victim):
         assert victim.status(token) == 401, alg
 
 
+@database_free
 def test_asymmetric_algorithm_names_are_refused(victim):
     """Key confusion: an 'RS256' token MAC'd with a public key, or with our own key."""
     for alg in ("RS256", "ES256", "PS256", "EdDSA"):
@@ -127,26 +130,31 @@ def test_asymmetric_algorithm_names_are_refused(victim):
             assert victim.status(hand_made({"alg": alg}, victim.claims(), key=key)) == 401, alg
 
 
+@database_free
 def test_a_public_key_used_as_the_hmac_secret_is_refused(victim):
     token = hand_made({"alg": "HS256", "typ": "JWT"}, victim.claims(), key=PUBLIC_KEY_PEM)
     assert victim.status(token) == 401
 
 
+@database_free
 def test_a_token_signed_with_another_key_is_refused(victim):
     assert victim.status(victim.forge(key=secrets.token_bytes(32))) == 401
 
 
+@database_free
 def test_the_raw_secret_key_does_not_sign_tokens(victim):
     """The JWT key is derived from SECRET_KEY; SECRET_KEY itself is not the key."""
     assert victim.status(victim.forge(key=SECRET_KEY.encode())) == 401
 
 
+@database_free
 def test_the_admin_cookie_key_does_not_sign_tokens(victim):
     admin_key = victim.app.extensions["evershop_customer"].settings.admin_key
     assert admin_key != victim.key
     assert victim.status(victim.forge(key=admin_key)) == 401
 
 
+@database_free
 def test_a_token_from_an_app_with_another_secret_is_refused(app_factory, api, victim):
     other = app_factory(EVERSHOP_CUSTOMER_JWT_SECRET="o" * 32)
     other_key = other.extensions["evershop_customer"].settings.jwt_key
@@ -161,6 +169,7 @@ KEY_HEADERS = [
 ]
 
 
+@database_free
 def test_key_material_named_in_the_header_is_ignored(victim):
     """The token cannot choose its own key (ASVS 9.1.3)."""
     for header in KEY_HEADERS:
@@ -178,6 +187,7 @@ def test_a_tampered_payload_is_refused(api, victim):
 # -- the claims ---------------------------------------------------------------------------
 
 
+@database_free
 def test_each_missing_claim_is_refused(victim):
     for claim in ("sub", "sid", "iat", "exp", "iss", "aud"):
         assert victim.status(victim.forge(**{claim: None})) == 401, claim
@@ -198,6 +208,7 @@ WRONG_CLAIMS = [
 ]
 
 
+@database_free
 def test_wrong_claim_values_are_refused(victim):
     for changes in WRONG_CLAIMS:
         claims = victim.claims(**changes)
@@ -205,6 +216,7 @@ def test_wrong_claim_values_are_refused(victim):
         assert victim.status(token) == 401, changes
 
 
+@database_free
 def test_an_expired_token_is_refused(victim):
     now = int(time.time())
     expired = victim.forge(iat=now - 7200, exp=now - LEEWAY_SECONDS - 5)
@@ -307,6 +319,7 @@ def test_a_token_after_delete_is_refused(api, victim, by):
 # -- where a token may come from ----------------------------------------------------------
 
 
+@database_free
 def test_a_token_in_the_query_string_is_ignored(victim):
     for name in ("token", "access_token", "jwt", "authorization"):
         query = {name: victim.login.token}
@@ -314,6 +327,7 @@ def test_a_token_in_the_query_string_is_ignored(victim):
         assert response.status_code == 401, name
 
 
+@database_free
 def test_a_token_in_the_body_is_ignored(victim):
     response = victim.client.patch(victim.url, json={"token": victim.login.token})
     assert response.status_code == 401
@@ -346,6 +360,7 @@ JUNK_AUTHORIZATION = [
 ]
 
 
+@database_free
 def test_junk_authorization_headers_are_401_never_500(victim):
     for header in JUNK_AUTHORIZATION:
         response = victim.client.patch(victim.url, json={}, headers={"Authorization": header})
@@ -353,6 +368,7 @@ def test_junk_authorization_headers_are_401_never_500(victim):
         assert response.get_json()["error"]["status"] == 401
 
 
+@database_free
 def test_a_junk_token_cookie_is_401(victim):
     for value in ("A" * 4000, "a.b.c", victim.login.token[:-4] + "AAAA"):
         response = victim.client.patch(victim.url, json={}, headers={"Cookie": f"token={value}"})
@@ -398,6 +414,7 @@ def test_a_32_byte_secret_starts_and_keys_differ_per_secret():
     assert all(len(key) == hashlib.sha256().digest_size for key in keys)
 
 
+@database_free
 def test_tokens_carry_nothing_personal(api, victim):
     claims = jwt.decode(victim.login.token, options={"verify_signature": False})
     assert set(claims) == {"sub", "sid", "iat", "exp", "iss", "aud"}

@@ -13,7 +13,7 @@ from flask import jsonify
 
 from flask_evershop_customer import customer_required
 
-from .conftest import PASSWORD, Api, customers
+from .conftest import PASSWORD, Api, customers, database_free
 
 FOREIGN_ORIGINS = [
     "https://evil.example",
@@ -388,6 +388,7 @@ def test_a_401_to_a_refused_token_cookie_clears_it(account_route, browser):
         assert browser.client.get_cookie("token") is None
 
 
+@database_free
 def test_a_401_keeps_a_cookie_it_did_not_judge(browser):
     """A bad bearer token is refused; the cookie beside it was never looked at."""
     response = browser.client.patch(

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, database_free
 
 UUID = re.compile(r"[0-9a-f]{32}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -176,6 +176,7 @@ VALIDATION_CASES = [
 ]
 
 
+@database_free
 @pytest.mark.parametrize(("body", "message"), VALIDATION_CASES)
 def test_validation_errors_name_the_field(client, body, message):
     response = client.post("/api/customers", json=body)
@@ -183,6 +184,7 @@ def test_validation_errors_name_the_field(client, body, message):
     assert response.get_json() == {"error": {"status": 400, "message": message}}
 
 
+@database_free
 @pytest.mark.parametrize("body", ["[1, 2]", '"abc"', "5", "null", "true"])
 def test_body_must_be_an_object(client, body):
     response = client.post("/api/customers", data=body, content_type="application/json")
@@ -190,6 +192,7 @@ def test_body_must_be_an_object(client, body):
     assert response.get_json()["error"]["message"] == "Request data must be object"
 
 
+@database_free
 def test_empty_body_is_an_empty_object(client):
     response = client.post("/api/customers", data=b"", content_type="application/json")
     assert response.status_code == 400
@@ -265,6 +268,7 @@ def test_unlock_takes_any_form_of_the_email(app_factory):
     assert client.post("/api/customers/sessions", json=wrong).status_code == 400
 
 
+@database_free
 def test_an_email_whose_folded_form_is_too_long_is_refused(client):
     email = "ß" * 60 + "@" + "d" * 60 + "." + "e" * 60 + "." + "f" * 60 + ".com"
     body = {"email": email, "password": PASSWORD, "full_name": "Long"}

@@ -8,7 +8,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_evershop_customer import ConfigurationError, EverShopCustomer
 
-from .conftest import CHEAP_HASH, PASSWORD, SECRET_KEY, customers, db, make_app
+from .conftest import CHEAP_HASH, PASSWORD, SECRET_KEY, customers, database_free, db, make_app
 
 BODY = {"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"}
 
@@ -68,6 +68,7 @@ def test_empty_prefix_puts_routes_at_the_root(database, cleanup):
     assert app.test_client().post("/customers", json=BODY).status_code == 200
 
 
+@database_free
 def test_second_registration_is_refused(app):
     with pytest.raises(RuntimeError, match="already set up"):
         customers.init_app(app)
@@ -75,6 +76,7 @@ def test_second_registration_is_refused(app):
         app.register_blueprint(customers.blueprint, name="again")
 
 
+@database_free
 def test_db_must_be_initialised_first(database):
     app = Flask("no-db")
     app.config.update(SECRET_KEY=SECRET_KEY, SQLALCHEMY_DATABASE_URI=database.url)
@@ -82,6 +84,7 @@ def test_db_must_be_initialised_first(database):
         customers.init_app(app)
 
 
+@database_free
 def test_another_db_instance_is_refused(database):
     other = SQLAlchemy()
     app = Flask("other-db")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import abort, got_request_exception
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, database_free
 
 
 def envelope(response, status):
@@ -18,6 +18,7 @@ def envelope(response, status):
     return body["error"]["message"]
 
 
+@database_free
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
@@ -41,18 +42,21 @@ def test_wrong_method_is_405_json_with_allow(client, method, path, allowed):
     assert set(response.headers["Allow"].split(", ")) == set(allowed.split(", "))
 
 
+@database_free
 @pytest.mark.parametrize("method", ["PROPFIND", "FOO", "TRACE"])
 def test_any_unknown_method_is_405_json(client, method):
     response = client.open("/api/customers/" + "a" * 32, method=method)
     envelope(response, 405)
 
 
+@database_free
 def test_options_lists_the_methods(client):
     response = client.options("/api/customers/" + "a" * 32)
     assert response.status_code == 200
     assert set(response.headers["Allow"].split(", ")) == {"PATCH", "DELETE", "OPTIONS"}
 
 
+@database_free
 def test_the_host_may_add_its_own_routes_under_our_paths(app):
     @app.get("/api/customers/<customer_id>")
     def host_view(customer_id):
@@ -63,6 +67,7 @@ def test_the_host_may_add_its_own_routes_under_our_paths(app):
     assert client.put("/api/customers/abc").status_code == 405
 
 
+@database_free
 @pytest.mark.parametrize(
     "path", ["/api/customers/", "/api/customers/a/b", "/api/customers/sessions/"]
 )
@@ -71,6 +76,7 @@ def test_unknown_paths_under_our_prefix_are_404_json(client, path):
         envelope(getattr(client, method)(path), 404 if not path.endswith("sessions/") else 404)
 
 
+@database_free
 def test_paths_outside_our_routes_keep_the_hosts_handlers(app_factory):
     app = app_factory()
 
@@ -89,6 +95,7 @@ def test_paths_outside_our_routes_keep_the_hosts_handlers(app_factory):
     assert client.post("/api/orders").mimetype != "application/json"
 
 
+@database_free
 @pytest.mark.parametrize(
     ("content_type", "status"),
     [
@@ -105,6 +112,7 @@ def test_content_types(client, content_type, status):
     envelope(response, status)
 
 
+@database_free
 def test_compressed_bodies_are_415(client):
     response = client.post(
         "/api/customers",
@@ -115,6 +123,7 @@ def test_compressed_bodies_are_415(client):
     envelope(response, 415)
 
 
+@database_free
 @pytest.mark.parametrize(
     "body",
     [b"{", b'{"email": }', b"\xff\xfe", b'{"a": NaN}', b'{"a": 1, "a": 2}', b"[" * 60000],
@@ -124,6 +133,7 @@ def test_malformed_json_is_400(client, body):
     assert envelope(response, 400) == "Request data must be valid JSON"
 
 
+@database_free
 def test_body_over_the_limit_is_413(app_factory):
     app = app_factory(EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH=2048)
     client = app.test_client()
@@ -135,11 +145,13 @@ def test_body_over_the_limit_is_413(app_factory):
     )
 
 
+@database_free
 def test_the_default_limit_is_64_kib(client):
     big = b'{"full_name": "' + b"x" * 65536 + b'"}'
     envelope(client.post("/api/customers", data=big, content_type="application/json"), 413)
 
 
+@database_free
 def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, caplog):
     app = app_factory(PROPAGATE_EXCEPTIONS=False)
     client = app.test_client(use_cookies=False)
@@ -164,6 +176,7 @@ def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, cap
     assert [type(error) for error in reported] == [RuntimeError]
 
 
+@database_free
 def test_a_bug_reaches_the_test_that_finds_it(app, client, monkeypatch):
     """Under ``TESTING`` Flask propagates exceptions: the blueprint must not swallow them."""
     rules = app.extensions["evershop_customer"].customers
@@ -221,6 +234,7 @@ def test_no_answer_of_the_extension_may_be_cached(app_factory):
         assert response.headers["Cache-Control"] == "no-store", kind
 
 
+@database_free
 @pytest.mark.parametrize("method", ["get", "post", "patch", "delete", "put"])
 @pytest.mark.parametrize(
     "path",
@@ -244,6 +258,7 @@ def test_doubled_slashes_are_a_json_404_never_a_redirect(client, method, path):
     assert "Location" not in response.headers
 
 
+@database_free
 def test_a_host_route_with_doubled_slashes_keeps_flask_behaviour(app, client):
     @app.get("/shop/page")
     def page():
@@ -252,6 +267,7 @@ def test_a_host_route_with_doubled_slashes_keeps_flask_behaviour(app, client):
     assert client.get("/shop//page").status_code == 308
 
 
+@database_free
 @pytest.mark.parametrize("size", [1024, 1025, 100_000])
 def test_a_body_without_a_length_is_refused_over_the_limit_not_cut(app_factory, size):
     import io

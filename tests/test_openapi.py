@@ -20,7 +20,16 @@ from werkzeug.routing import Rule
 import flask_evershop_customer
 from flask_evershop_customer.views import ROUTES
 
-from .conftest import CHEAP_HASH, OTHER_PASSWORD, PASSWORD, SECRET_KEY, Api, CheckedClient, db
+from .conftest import (
+    CHEAP_HASH,
+    OTHER_PASSWORD,
+    PASSWORD,
+    SECRET_KEY,
+    Api,
+    CheckedClient,
+    database_free,
+    db,
+)
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 ALL_METHODS = {m.upper() for m in METHODS}
@@ -425,6 +434,7 @@ def test_registration_closed_answers_as_documented(app_factory):
     assert {status for _, _, status in contract.seen} >= {200, 401, 403}
 
 
+@database_free
 @pytest.mark.parametrize(
     ("error", "status"),
     [

@@ -23,7 +23,7 @@ from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.config import DEFAULTS
 from flask_evershop_customer.passwords import PasswordHasher, common_passwords
 
-from .conftest import PASSWORD, Api, customers, db
+from .conftest import PASSWORD, Api, customers, database_free, db
 
 SECRET = "a-secret-key-that-is-long-enough-for-hs256-0123"
 LIGATURE = "\ufb01"  # "ﬁ": one code point, two ("fi") after NFKC
@@ -105,6 +105,7 @@ def test_any_composition_is_accepted(client):
         assert login(client, email, password).status_code == 200, password
 
 
+@database_free
 def test_too_short_is_refused_and_says_so(client):
     refused(register(client, "qzvkwxj"), TOO_SHORT)
     refused(register(client, ""), TOO_SHORT)
@@ -167,6 +168,7 @@ COMMON_PASSWORDS = [
 ]
 
 
+@database_free
 def test_common_passwords_are_refused(client):
     for password in COMMON_PASSWORDS:
         refused(register(client, password), COMMON)
@@ -224,6 +226,7 @@ CONTEXT_WORDS = [
 ]
 
 
+@database_free
 def test_context_words_are_refused(client):
     for email, full_name, password, message in CONTEXT_WORDS:
         refused(register(client, password, email=email, full_name=full_name), message)
@@ -261,6 +264,7 @@ def test_updates_follow_the_policy_and_change_nothing_when_refused(api, client):
     api.login("eve.long@example.com", PASSWORD)
 
 
+@database_free
 def test_nul_in_a_new_password_is_refused(client):
     refused(register(client, "abcd\x00efgh"), "/password must not contain the NUL character")
 
@@ -415,6 +419,7 @@ def test_one_verification_per_login_attempt(api, client, hasher_spy):
         assert hasher_spy.hashes == 0, email
 
 
+@database_free
 def test_unknown_emails_are_checked_against_a_hash_of_the_configured_method(app):
     hasher = app.extensions["evershop_customer"].hasher
     assert hasher.dummy_hash.startswith("pbkdf2:sha256:1$")
@@ -423,6 +428,7 @@ def test_unknown_emails_are_checked_against_a_hash_of_the_configured_method(app)
     assert scrypt.dummy_hash.startswith("scrypt:32768:8:3$")
 
 
+@database_free
 def test_a_malformed_login_request_checks_no_password(client, hasher_spy):
     for body in ({"email": "not-an-email", "password": PASSWORD}, {"email": "a@example.com"}):
         assert client.post("/api/customers/sessions", json=body).status_code == 400

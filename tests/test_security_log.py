@@ -16,7 +16,7 @@ import pytest
 
 from flask_evershop_customer.logs import fingerprint, security_event
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, customers, db
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, customers, database_free, db
 
 LOGGER = "flask_evershop_customer.security"
 #: ``event key=<JSON> key=<JSON> ...`` on one line of printable ASCII.
@@ -186,6 +186,7 @@ def test_a_revoked_token_is_logged(api, client, security_log):
     assert event["reason"] == "Session has ended"
 
 
+@database_free
 def test_anonymous_use_of_current_customer_logs_nothing(app, security_log):
     from flask_evershop_customer import current_customer
 

@@ -7,7 +7,7 @@ import re
 import jwt
 import pytest
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, database_free
 
 SID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
 INVALID = {"error": {"status": 400, "message": "Invalid email or password"}}
@@ -63,6 +63,7 @@ def test_disabled_customer_cannot_log_in(api, client):
     assert response.get_json() == INVALID
 
 
+@database_free
 @pytest.mark.parametrize(
     ("body", "message"),
     [

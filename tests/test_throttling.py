@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.clock import utcnow
 
-from .conftest import PASSWORD, Api, customers, db
+from .conftest import PASSWORD, Api, customers, database_free, db
 
 LOCKED = {"error": {"status": 429, "message": "Too many failed login attempts, try again later"}}
 INVALID = {"error": {"status": 400, "message": "Invalid email or password"}}
@@ -190,6 +190,7 @@ def test_the_cli_lifts_a_lockout(app, api, client):
     assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
 
 
+@database_free
 def test_the_cli_refuses_an_invalid_email(app):
     result = app.test_cli_runner().invoke(args=["customers", "unlock", "not an email"])
     assert result.exit_code == 2

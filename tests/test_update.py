@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import OTHER_PASSWORD, PASSWORD
+from .conftest import OTHER_PASSWORD, PASSWORD, database_free
 
 
 @pytest.fixture
@@ -181,6 +181,7 @@ def test_invalid_update_is_400_and_changes_nothing(client, alice, body, message)
     assert after["email"] == data["email"] and after["full_name"] == data["full_name"]
 
 
+@database_free
 def test_no_credentials_is_401(client, alice):
     data, _ = alice
     response = client.patch(f"/api/customers/{data['uuid']}", json={"full_name": "X"})
