@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_evershop_customer import EverShopCustomer
+from flask_evershop_customer.state import AppState, get_state
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
 SERVER_URLS = {
@@ -189,6 +190,25 @@ def make_app(url: str, *, set_up: bool = True, **config: Any) -> Flask:
     return app
 
 
+def start_app(**config: Any) -> Flask:
+    """An app with a db and an extension of its own on an in-memory database, set up with
+    ``config`` over a valid ``SECRET_KEY``: enough for start-up and configuration checks."""
+    sqla = SQLAlchemy()
+    extension = EverShopCustomer(db=sqla)
+    app = Flask("start-up")
+    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY=SECRET_KEY)
+    app.config.update(config)
+    sqla.init_app(app)
+    extension.init_app(app)
+    return app
+
+
+def state_of(app: Flask) -> AppState:
+    """What the extension built for ``app`` (settings, hasher, token codec): for the
+    white-box tests that count hashes or forge tokens."""
+    return get_state(app)
+
+
 def clear_tables(app: Flask) -> None:
     with app.app_context():
         for table in reversed(db.metadata.sorted_tables):
@@ -217,6 +237,14 @@ def app_factory(database: Database) -> Iterator[Any]:
 @pytest.fixture
 def app(app_factory: Any) -> Flask:
     return app_factory()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def admin_loader() -> Iterator[Callable[[Callable[[str], bool]], Callable[[str], bool]]]:
+    """``@admin_loader`` registers the host's admin loader for this test only (the
+    extension instance is shared by the whole suite)."""
+    yield customers.admin_loader
+    customers.admin_loader(lambda _admin_id: True)  # accept every live session again
 
 
 @pytest.fixture
@@ -320,19 +348,22 @@ def count_statements(app: Flask) -> Iterator[StatementCounter]:
         sa.event.remove(engine, "before_cursor_execute", counter)
 
 
-# -- helpers for the concurrency, transaction, scale and migration tests --------------
+# -- reading the tables ---------------------------------------------------------------
 
 
-def table_contents(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the extension's tables, in primary-key order, read afresh: compare
-    two of these to show that a request changed nothing."""
+def table_contents(app: Flask) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the extension's tables, in primary-key order, as a connection of its
+    own sees them (so only what is committed): compare two of these to show that a
+    request changed nothing. (The example app has a ``db`` of its own.)"""
     sqla = app.extensions["sqlalchemy"]
-    contents = {}
     with app.app_context():
-        for table in sqla.metadata.sorted_tables:
-            if table.name.startswith("evershop_customer"):
-                rows = sqla.session.execute(
-                    sa.select(table).order_by(*table.primary_key.columns)
-                ).all()
-                contents[table.name] = [tuple(row) for row in rows]
-    return contents
+        engine = sqla.engine
+    with engine.connect() as connection:
+        return {
+            table.name: [
+                dict(row._mapping)
+                for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))
+            ]
+            for table in sqla.metadata.sorted_tables
+            if table.name.startswith("evershop_customer")
+        }

@@ -12,7 +12,7 @@ from flask_evershop_customer import (
     get_current_customer,
 )
 
-from .conftest import PASSWORD, customers, database_free
+from .conftest import PASSWORD, customers, database_free, state_of
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_a_tampered_admin_cookie_is_refused(host_app, api):
 def test_an_expired_admin_cookie_is_refused(app_factory, api, monkeypatch):
     app = app_factory(EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME=60)
     with app.app_context():
-        value = app.extensions["evershop_customer"].admin_sessions.open("admin")
+        value = state_of(app).admin_sessions.open("admin")
     import time
 
     real = time.time
@@ -97,22 +97,19 @@ def test_an_expired_admin_cookie_is_refused(app_factory, api, monkeypatch):
     assert response.status_code == 401
 
 
-def test_admin_loader_can_refuse_a_validly_signed_admin(host_app, api):
+def test_admin_loader_can_refuse_a_validly_signed_admin(host_app, api, admin_loader):
     seen = []
 
-    @customers.admin_loader
+    @admin_loader
     def load(admin_id):
         seen.append(admin_id)
         return admin_id == "still-here"
 
-    try:
-        client = host_app.test_client(use_cookies=False)
-        assert client.get("/admin/dashboard", headers=api.admin_headers("gone")).status_code == 401
-        ok = client.get("/admin/dashboard", headers=api.admin_headers("still-here"))
-        assert ok.status_code == 200
-        assert seen == ["gone", "still-here"]
-    finally:
-        customers._admin_loader = None
+    client = host_app.test_client(use_cookies=False)
+    assert client.get("/admin/dashboard", headers=api.admin_headers("gone")).status_code == 401
+    ok = client.get("/admin/dashboard", headers=api.admin_headers("still-here"))
+    assert ok.status_code == 200
+    assert seen == ["gone", "still-here"]
 
 
 def test_customer_required_and_current_customer(host_app, api):

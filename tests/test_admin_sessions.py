@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
 
 from flask_evershop_customer import admin_required
 
-from .conftest import customers, database_free, db
+from .conftest import customers, database_free, state_of, table_contents
 
 
 @pytest.fixture
@@ -51,10 +50,8 @@ def _dashboard(app: Flask, value: str) -> int:
     return client.get("/admin/dashboard", headers={"Cookie": f"asid={value}"}).status_code
 
 
-def _rows(app: Flask) -> list[Any]:
-    with app.app_context():
-        table = customers.models.AdminSession.__table__
-        return list(db.session.execute(sa.select(table)).all())
+def _rows(app: Flask) -> list[dict[str, Any]]:
+    return table_contents(app)["evershop_customer_admin_session"]
 
 
 def test_a_logged_out_admin_cookie_no_longer_works_anywhere(host_app):
@@ -66,7 +63,7 @@ def test_a_logged_out_admin_cookie_no_longer_works_anywhere(host_app):
     # Someone who copied the cookie before the logout has nothing.
     assert _dashboard(host_app, saved) == 401
     [row] = _rows(host_app)
-    assert row.admin_id == "admin-7" and row.revoked_at is not None
+    assert row["admin_id"] == "admin-7" and row["revoked_at"] is not None
 
 
 def test_logout_ends_only_the_session_of_its_own_cookie(host_app):
@@ -89,7 +86,7 @@ def test_end_admin_sessions_ends_every_cookie_of_one_admin(host_app):
 
 def test_the_session_row_expires_on_the_extension_clock(host_app):
     value = _cookie(host_app.test_client(use_cookies=False), "admin-7")
-    lifetime = host_app.extensions["evershop_customer"].settings.admin_cookie_lifetime
+    lifetime = state_of(host_app).settings.admin_cookie_lifetime
     with host_app.app_context():
         customers.clock.travel(lifetime)
     # The signature's own timestamp is still fine (itsdangerous reads the real time);
@@ -118,20 +115,17 @@ def test_the_cli_cookie_is_a_session_that_can_be_ended(app, api):
     assert client.patch(url, json={"full_name": "F"}, headers=headers).status_code == 401
 
 
-def test_the_cli_refuses_an_admin_the_loader_rejects(app):
-    @customers.admin_loader
+def test_the_cli_refuses_an_admin_the_loader_rejects(app, admin_loader):
+    @admin_loader
     def load(admin_id: str) -> bool:
         return admin_id == "admin-1"
 
-    try:
-        refused = app.test_cli_runner().invoke(args=["customers", "admin-cookie", "nobody"])
-        assert refused.exit_code != 0
-        assert "admin loader does not accept" in refused.output
-        assert _rows(app) == []
-        accepted = app.test_cli_runner().invoke(args=["customers", "admin-cookie", "admin-1"])
-        assert accepted.exit_code == 0 and len(_rows(app)) == 1
-    finally:
-        customers._admin_loader = None
+    refused = app.test_cli_runner().invoke(args=["customers", "admin-cookie", "nobody"])
+    assert refused.exit_code != 0
+    assert "admin loader does not accept" in refused.output
+    assert _rows(app) == []
+    accepted = app.test_cli_runner().invoke(args=["customers", "admin-cookie", "admin-1"])
+    assert accepted.exit_code == 0 and len(_rows(app)) == 1
 
 
 def test_purge_deletes_ended_admin_sessions_and_keeps_live_ones(host_app):
@@ -142,5 +136,5 @@ def test_purge_deletes_ended_admin_sessions_and_keeps_live_ones(host_app):
         customers.end_admin_sessions("admin-8")
     result = host_app.test_cli_runner().invoke(args=["customers", "purge-sessions"])
     assert "1 admin sessions" in result.output
-    assert [row.admin_id for row in _rows(host_app)] == ["admin-7"]
+    assert [row["admin_id"] for row in _rows(host_app)] == ["admin-7"]
     assert (_dashboard(host_app, live), _dashboard(host_app, ended)) == (200, 401)

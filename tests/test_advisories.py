@@ -18,12 +18,11 @@ import time
 import jwt
 import pytest
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
-from flask_evershop_customer import ConfigurationError, EverShopCustomer
+from flask_evershop_customer import ConfigurationError
 from flask_evershop_customer.tokens import AUDIENCE, ISSUER, LEEWAY_SECONDS
 
-from .conftest import OTHER_PASSWORD, PASSWORD, SECRET_KEY, database_free
+from .conftest import OTHER_PASSWORD, PASSWORD, SECRET_KEY, database_free, start_app, state_of
 
 #: A public key as a server using RS256 would publish it: the classic key-confusion bait.
 PUBLIC_KEY_PEM = (
@@ -59,7 +58,7 @@ class Victim:
 
     @property
     def key(self) -> bytes:
-        return self.app.extensions["evershop_customer"].settings.jwt_key
+        return state_of(self.app).settings.jwt_key
 
     def claims(self, **changes) -> dict:
         now = int(time.time())
@@ -149,7 +148,7 @@ def test_the_raw_secret_key_does_not_sign_tokens(victim):
 
 @database_free
 def test_the_admin_cookie_key_does_not_sign_tokens(victim):
-    admin_key = victim.app.extensions["evershop_customer"].settings.admin_key
+    admin_key = state_of(victim.app).settings.admin_key
     assert admin_key != victim.key
     assert victim.status(victim.forge(key=admin_key)) == 401
 
@@ -157,7 +156,7 @@ def test_the_admin_cookie_key_does_not_sign_tokens(victim):
 @database_free
 def test_a_token_from_an_app_with_another_secret_is_refused(app_factory, api, victim):
     other = app_factory(EVERSHOP_CUSTOMER_JWT_SECRET="o" * 32)
-    other_key = other.extensions["evershop_customer"].settings.jwt_key
+    other_key = state_of(other).settings.jwt_key
     assert victim.status(victim.forge(key=other_key)) == 401
 
 
@@ -226,8 +225,8 @@ def test_an_expired_token_is_refused(victim):
 
 def test_the_leeway_never_keeps_an_expired_session_alive(app, api, client, monkeypatch):
     """A token inside the JWT leeway passes PyJWT, but its session row has expired."""
-    tokens = app.extensions["evershop_customer"].tokens
-    clock = app.extensions["evershop_customer"].clock
+    tokens = state_of(app).tokens
+    clock = state_of(app).clock
     customer = api.register("leeway@example.com")
     clock.travel(-(tokens.lifetime + 2))
     login = api.login("leeway@example.com")
@@ -378,17 +377,6 @@ def test_a_junk_token_cookie_is_401(victim):
 # -- the secret -----------------------------------------------------------------------------
 
 
-def start(**config) -> Flask:
-    sqla = SQLAlchemy()
-    extension = EverShopCustomer(db=sqla)
-    app = Flask("advisories")
-    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://")
-    app.config.update(config)
-    sqla.init_app(app)
-    extension.init_app(app)
-    return app
-
-
 @pytest.mark.parametrize(
     "config",
     [
@@ -403,13 +391,13 @@ def start(**config) -> Flask:
 )
 def test_a_secret_shorter_than_32_bytes_refuses_to_start(config):
     with pytest.raises(ConfigurationError, match="32 bytes|JWT_SECRET or SECRET_KEY"):
-        start(**config)
+        start_app(**{"SECRET_KEY": None, **config})
 
 
 def test_a_32_byte_secret_starts_and_keys_differ_per_secret():
-    first = start(EVERSHOP_CUSTOMER_JWT_SECRET="s" * 32)
-    second = start(EVERSHOP_CUSTOMER_JWT_SECRET=b"t" * 32)
-    keys = {app.extensions["evershop_customer"].settings.jwt_key for app in (first, second)}
+    first = start_app(EVERSHOP_CUSTOMER_JWT_SECRET="s" * 32)
+    second = start_app(EVERSHOP_CUSTOMER_JWT_SECRET=b"t" * 32)
+    keys = {state_of(app).settings.jwt_key for app in (first, second)}
     assert len(keys) == 2
     assert all(len(key) == hashlib.sha256().digest_size for key in keys)
 

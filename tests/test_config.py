@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
-from flask_evershop_customer import ConfigurationError, EverShopCustomer
+from flask_evershop_customer import ConfigurationError
 from flask_evershop_customer.config import DEFAULTS
+
+from .conftest import start_app, state_of
 
 CONTRACT = {
     "EVERSHOP_CUSTOMER_URL_PREFIX": "/api",
@@ -24,35 +24,23 @@ CONTRACT = {
     "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP": 100,
     "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW": 900,
 }
-SECRET = "a-secret-key-that-is-long-enough-for-hs256-0123"
-
-
-def setup(**config) -> Flask:
-    db = SQLAlchemy()
-    extension = EverShopCustomer(db=db)
-    app = Flask("config")
-    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY=SECRET)
-    app.config.update(config)
-    db.init_app(app)
-    extension.init_app(app)
-    return app
 
 
 def test_every_contract_key_has_its_default():
     for key, value in CONTRACT.items():
         assert DEFAULTS[key] == value, key
-    app = setup()
+    app = start_app()
     for key, value in CONTRACT.items():
         assert app.config[key] == value, key
 
 
 def test_the_admin_cookie_lifetime_defaults_to_a_day():
-    assert setup().config["EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME"] == 86400
+    assert start_app().config["EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME"] == 86400
 
 
 def test_host_values_are_kept():
-    app = setup(EVERSHOP_CUSTOMER_TOKEN_LIFETIME=3600, EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH=12)
-    settings = app.extensions["evershop_customer"].settings
+    app = start_app(EVERSHOP_CUSTOMER_TOKEN_LIFETIME=3600, EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH=12)
+    settings = state_of(app).settings
     assert settings.token_lifetime == 3600
     assert settings.password_min_length == 12
 
@@ -88,38 +76,38 @@ def test_host_values_are_kept():
 )
 def test_bad_values_fail_at_start_naming_the_key(key, value):
     with pytest.raises(ConfigurationError, match=key):
-        setup(**{key: value})
+        start_app(**{key: value})
 
 
 def test_no_secret_at_all_refuses_to_start():
     with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_JWT_SECRET or SECRET_KEY"):
-        setup(SECRET_KEY=None)
+        start_app(SECRET_KEY=None)
 
 
 def test_a_short_secret_key_refuses_to_start():
     with pytest.raises(ConfigurationError, match="SECRET_KEY must be at least 32 bytes"):
-        setup(SECRET_KEY="dev")
+        start_app(SECRET_KEY="dev")
 
 
 def test_a_jwt_secret_replaces_the_secret_key():
-    app = setup(SECRET_KEY="dev", EVERSHOP_CUSTOMER_JWT_SECRET="j" * 32)
-    assert app.extensions["evershop_customer"].settings.jwt_key
+    app = start_app(SECRET_KEY="dev", EVERSHOP_CUSTOMER_JWT_SECRET="j" * 32)
+    assert state_of(app).settings.jwt_key
 
 
 def test_throttling_keys_accept_zero_to_turn_it_off():
-    app = setup(
+    app = start_app(
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=0
     )
-    settings = app.extensions["evershop_customer"].settings
+    settings = state_of(app).settings
     assert settings.login_max_failures == 0 and settings.login_max_failures_per_ip == 0
 
 
 def test_the_weak_hash_switch_allows_a_cheap_method():
-    app = setup(
+    app = start_app(
         EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD="pbkdf2:sha256:1",
         EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
     )
-    assert app.extensions["evershop_customer"].settings.password_hash_method == "pbkdf2:sha256:1"
+    assert state_of(app).settings.password_hash_method == "pbkdf2:sha256:1"
 
 
 @pytest.mark.parametrize(
@@ -132,12 +120,12 @@ def test_the_weak_hash_switch_allows_a_cheap_method():
     ],
 )
 def test_methods_at_the_floor_are_accepted(method, normalized):
-    app = setup(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
-    assert app.extensions["evershop_customer"].settings.password_hash_method == normalized
+    app = start_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
+    assert state_of(app).settings.password_hash_method == normalized
 
 
 def test_secure_cookies_by_default_outside_debug_and_testing():
-    assert setup().extensions["evershop_customer"].settings.cookie_secure is True
-    assert setup(TESTING=True).extensions["evershop_customer"].settings.cookie_secure is False
-    forced = setup(TESTING=True, EVERSHOP_CUSTOMER_COOKIE_SECURE=True)
-    assert forced.extensions["evershop_customer"].settings.cookie_secure is True
+    assert state_of(start_app()).settings.cookie_secure is True
+    assert state_of(start_app(TESTING=True)).settings.cookie_secure is False
+    forced = start_app(TESTING=True, EVERSHOP_CUSTOMER_COOKIE_SECURE=True)
+    assert state_of(forced).settings.cookie_secure is True

@@ -13,7 +13,7 @@ from flask import jsonify
 
 from flask_evershop_customer import customer_required
 
-from .conftest import PASSWORD, Api, customers, database_free
+from .conftest import PASSWORD, Api, customers, database_free, state_of
 
 FOREIGN_ORIGINS = [
     "https://evil.example",
@@ -59,7 +59,7 @@ def all_cookies(app) -> list[tuple[str, str, dict[str, str]]]:
     )
     token = login.get_json()["data"]["token"]
     sid = login.get_json()["data"]["sid"]
-    name = app.extensions["evershop_customer"].settings.token_cookie_name
+    name = state_of(app).settings.token_cookie_name
     logout = client.post(f"/api/customers/sessions/{sid}", headers={"Cookie": f"{name}={token}"})
     headers = [
         login.headers["Set-Cookie"],
@@ -119,7 +119,7 @@ def test_cookie_names_can_take_the_host_prefix(app_factory):
         client.patch(url, json={}, headers={"Cookie": f"__Host-token={token}"}).status_code == 200
     )
     with app.app_context():
-        admin = app.extensions["evershop_customer"].admin_sessions.open("admin")
+        admin = state_of(app).admin_sessions.open("admin")
     response = client.patch(url, json={"status": 0}, headers={"Cookie": f"__Host-asid={admin}"})
     assert response.get_json()["data"]["status"] == 0
 

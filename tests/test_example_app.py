@@ -9,7 +9,7 @@ import json
 import pytest
 from flask import Flask
 
-from .conftest import CHEAP_HASH, PASSWORD
+from .conftest import CHEAP_HASH, PASSWORD, state_of
 
 FAST = {
     "TESTING": True,
@@ -91,7 +91,7 @@ def test_a_cookie_for_another_admin_id_is_refused(instance):
 
     app = create_app(FAST)
     with app.app_context():
-        value = app.extensions["evershop_customer"].admin_sessions.open("someone-else")
+        value = state_of(app).admin_sessions.open("someone-else")
     client = app.test_client(use_cookies=False)
     created = client.post(
         "/api/customers", json={"email": "d@example.com", "password": PASSWORD, "full_name": "D"}

@@ -8,32 +8,21 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_evershop_customer import ConfigurationError, EverShopCustomer
 
-from .conftest import CHEAP_HASH, PASSWORD, SECRET_KEY, customers, database_free, db, make_app
+from .conftest import (
+    CHEAP_HASH,
+    PASSWORD,
+    SECRET_KEY,
+    customers,
+    database_free,
+    db,
+    state_of,
+)
 
 BODY = {"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"}
 
 
-def bare_app(url: str, **config) -> Flask:
-    """A host app with its db but without the extension yet."""
-    return make_app(url, set_up=False, **config)
-
-
-@pytest.fixture
-def cleanup(database):
-    apps: list[Flask] = []
-    yield apps
-    from .conftest import clear_tables
-
-    if apps:
-        clear_tables(apps[0])
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
-
-
-def test_register_blueprint_alone_sets_everything_up(database, cleanup):
-    app = bare_app(database.url)
-    cleanup.append(app)
+def test_register_blueprint_alone_sets_everything_up(app_factory):
+    app = app_factory(set_up=False)
     app.register_blueprint(customers.blueprint)
     assert "evershop_customer" in app.extensions
     assert app.config["EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME"] == "token"
@@ -43,27 +32,24 @@ def test_register_blueprint_alone_sets_everything_up(database, cleanup):
     assert "customers" in app.cli.commands
 
 
-def test_register_blueprint_with_url_prefix(database, cleanup):
-    app = bare_app(database.url)
-    cleanup.append(app)
+def test_register_blueprint_with_url_prefix(app_factory):
+    app = app_factory(set_up=False)
     app.register_blueprint(customers.blueprint, url_prefix="/v1")
     client = app.test_client()
     assert client.post("/v1/customers", json=BODY).status_code == 200
     assert client.post("/api/customers", json=BODY).status_code == 404
     assert client.get("/v1/customers/openapi.json").status_code == 200
-    assert app.extensions["evershop_customer"].settings.url_prefix == "/v1"
+    assert state_of(app).settings.url_prefix == "/v1"
 
 
-def test_configured_prefix_applies_to_plain_registration(database, cleanup):
-    app = bare_app(database.url, EVERSHOP_CUSTOMER_URL_PREFIX="/shop/api")
-    cleanup.append(app)
+def test_configured_prefix_applies_to_plain_registration(app_factory):
+    app = app_factory(set_up=False, EVERSHOP_CUSTOMER_URL_PREFIX="/shop/api")
     app.register_blueprint(customers.blueprint)
     assert app.test_client().post("/shop/api/customers", json=BODY).status_code == 200
 
 
-def test_empty_prefix_puts_routes_at_the_root(database, cleanup):
-    app = bare_app(database.url, EVERSHOP_CUSTOMER_URL_PREFIX="")
-    cleanup.append(app)
+def test_empty_prefix_puts_routes_at_the_root(app_factory):
+    app = app_factory(set_up=False, EVERSHOP_CUSTOMER_URL_PREFIX="")
     customers.init_app(app)
     assert app.test_client().post("/customers", json=BODY).status_code == 200
 
@@ -94,15 +80,14 @@ def test_another_db_instance_is_refused(database):
         customers.init_app(app)
 
 
-def test_one_instance_serves_two_apps_with_different_config(database, cleanup):
-    first = bare_app(database.url, EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME="first_token")
-    second = bare_app(
-        database.url,
+def test_one_instance_serves_two_apps_with_different_config(app_factory):
+    first = app_factory(set_up=False, EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME="first_token")
+    second = app_factory(
+        set_up=False,
         EVERSHOP_CUSTOMER_URL_PREFIX="/v2",
         EVERSHOP_CUSTOMER_ALLOW_REGISTRATION=False,
         SECRET_KEY="another-secret-key-that-is-long-enough-987654321",
     )
-    cleanup.extend([first, second])
     customers.init_app(first)
     customers.init_app(second)
     one, two = first.test_client(), second.test_client()
@@ -114,11 +99,11 @@ def test_one_instance_serves_two_apps_with_different_config(database, cleanup):
     # The apps sign with different secrets: a token of one is nothing to the other.
     headers = {"Authorization": f"Bearer {token}"}
     assert two.delete("/v2/customers/sessions/x", headers=headers).status_code == 401
-    assert first.extensions["evershop_customer"].settings.url_prefix == "/api"
-    assert second.extensions["evershop_customer"].settings.url_prefix == "/v2"
+    assert state_of(first).settings.url_prefix == "/api"
+    assert state_of(second).settings.url_prefix == "/v2"
 
 
-def test_constructor_with_app(database):
+def test_constructor_with_app():
     local_db = SQLAlchemy()
     app = Flask("ctor")
     app.config.update(
@@ -129,7 +114,7 @@ def test_constructor_with_app(database):
     )
     local_db.init_app(app)
     extension = EverShopCustomer(app, db=local_db)
-    assert app.extensions["evershop_customer"].accepts_admin == extension.accepts_admin
+    assert state_of(app).accepts_admin == extension.accepts_admin
     with app.app_context():
         local_db.create_all()
     assert app.test_client().post("/api/customers", json=BODY).status_code == 200

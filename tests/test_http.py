@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import abort, got_request_exception
 
-from .conftest import PASSWORD, database_free
+from .conftest import PASSWORD, database_free, state_of
 
 
 def envelope(response, status):
@@ -155,7 +155,7 @@ def test_the_default_limit_is_64_kib(client):
 def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, caplog):
     app = app_factory(PROPAGATE_EXCEPTIONS=False)
     client = app.test_client(use_cookies=False)
-    rules = app.extensions["evershop_customer"].customers
+    rules = state_of(app).customers
     reported = []
 
     def explode(*_args, **_kwargs):
@@ -179,7 +179,7 @@ def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, cap
 @database_free
 def test_a_bug_reaches_the_test_that_finds_it(app, client, monkeypatch):
     """Under ``TESTING`` Flask propagates exceptions: the blueprint must not swallow them."""
-    rules = app.extensions["evershop_customer"].customers
+    rules = state_of(app).customers
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("a bug")

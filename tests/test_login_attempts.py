@@ -9,7 +9,7 @@ import pytest
 
 from flask_evershop_customer import passwords
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, db, state_of
 
 
 def test_concurrent_attempts_check_no_more_passwords_than_the_limit(
@@ -56,7 +56,7 @@ def test_without_returning_one_insert_a_row_still_counts(app, client, api, monke
     """MySQL has no INSERT ... RETURNING: the attempt rows go in one by one."""
     api.register("alice@example.com")
     with app.app_context():
-        dialect = app.extensions["sqlalchemy"].engine.dialect
+        dialect = db.engine.dialect
     monkeypatch.setattr(dialect, "insert_executemany_returning", False)
     wrong = {"email": "alice@example.com", "password": "a wrong password"}
     statuses = [client.post("/api/customers/sessions", json=wrong).status_code for _ in range(6)]
@@ -100,7 +100,7 @@ def test_an_attempt_counts_neighbours_committed_in_any_order(app_factory, monkey
     client.post("/api/customers", json={**wrong, "password": PASSWORD, "full_name": "Alice"})
     for _ in range(4):
         assert client.post("/api/customers/sessions", json=wrong).status_code == 400
-    state = app.extensions["evershop_customer"]
+    state = state_of(app)
     checks = []
     real_verify = state.hasher.verify
     monkeypatch.setattr(

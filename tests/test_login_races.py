@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, table_contents
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, db, state_of, table_contents
 
 #: Seconds a helper thread may take; a hang fails instead.
 TIMEOUT = 30
@@ -49,7 +49,7 @@ def _overtaken_password_check(
 ) -> list[Any]:
     """Make the next password check run ``overtake`` (in another thread, to its end)
     once the password has been found right. Returns what ``overtake`` answered."""
-    hasher = app.extensions["evershop_customer"].hasher
+    hasher = state_of(app).hasher
     real_verify = hasher.verify
     answers: list[Any] = []
 
@@ -64,7 +64,9 @@ def _overtaken_password_check(
 
 
 def _live_sessions(app: Flask) -> list[tuple[Any, ...]]:
-    return [row for row in table_contents(app)["evershop_customer_session"] if row[-1] is None]
+    return [
+        row for row in table_contents(app)["evershop_customer_session"] if row["revoked_at"] is None
+    ]
 
 
 @pytest.fixture
@@ -91,7 +93,7 @@ def test_a_login_overtaken_by_a_change_of_the_customer_fails(
     app, api, client, alice, monkeypatch, change
 ):
     overtake = prepare_change(change, api, alice)
-    before = {row[0] for row in _live_sessions(app)}
+    before = {row["sid"] for row in _live_sessions(app)}
     answers = _overtaken_password_check(app, monkeypatch, overtake)
     response = client.post(
         "/api/customers/sessions", json={"email": "alice@example.com", "password": PASSWORD}
@@ -101,7 +103,7 @@ def test_a_login_overtaken_by_a_change_of_the_customer_fails(
     # The same answer as a wrong password, and no session was written.
     assert response.status_code == 400 and response.get_json() == INVALID
     assert "Set-Cookie" not in response.headers
-    assert {row[0] for row in _live_sessions(app)} <= before
+    assert {row["sid"] for row in _live_sessions(app)} <= before
     if change == "password":
         monkeypatch.undo()
         old = {"email": "alice@example.com", "password": PASSWORD}
@@ -148,7 +150,7 @@ def test_a_hash_upgrade_writes_only_over_the_hash_it_verified(app_factory, app, 
     older.register("alice@example.com")
     statements: list[str] = []
     with app.app_context():
-        engine = app.extensions["sqlalchemy"].engine
+        engine = db.engine
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(" ".join(statement.split()))
@@ -177,7 +179,7 @@ class Interferer:
 
     def __init__(self, app: Flask, customer_id: int) -> None:
         with app.app_context():
-            url = app.extensions["sqlalchemy"].engine.url
+            url = db.engine.url
         self.backend = url.get_backend_name()
         options = {"connect_args": {"timeout": 0}} if self.backend == "sqlite" else {}
         self.engine = sa.create_engine(url, **options)
@@ -219,7 +221,7 @@ def interfering(app: Flask) -> Iterator[Callable[..., Interferer]]:
     starts with ``before`` (by default, an UPDATE of the customer)."""
     made: list[tuple[sa.Engine, Any]] = []
     with app.app_context():
-        engine = app.extensions["sqlalchemy"].engine
+        engine = db.engine
     test_thread = threading.current_thread()
 
     def factory(customer_id: int, before: str = UPDATE_CUSTOMER) -> Interferer:
@@ -286,7 +288,7 @@ def test_mariadb_snapshot_isolation_conflicts_are_retried(app_factory, database)
         pytest.skip("a MariaDB setting")
     app = app_factory()
     with app.app_context():
-        engine = app.extensions["sqlalchemy"].engine
+        engine = db.engine
         with engine.connect() as connection:
             has_setting = connection.exec_driver_sql(
                 "SHOW VARIABLES LIKE 'innodb_snapshot_isolation'"
@@ -343,7 +345,7 @@ STOLEN_PASSWORD = "the attacker owns this now"
 def _overtaken_hash(app: Flask, monkeypatch: pytest.MonkeyPatch, overtake: Callable[[], Any]):
     """Run ``overtake`` (in another thread, to its end) while the next request hashes
     ``STOLEN_PASSWORD``: no lock may be held then."""
-    hasher = app.extensions["evershop_customer"].hasher
+    hasher = state_of(app).hasher
     real_hash = hasher.hash
     answers: list[Any] = []
 
@@ -387,7 +389,7 @@ def test_a_write_whose_session_ends_in_flight_writes_nothing(
         # The delete hashes nothing: hold it just before it takes its lock.
         answers: list[Any] = []
         with app.app_context():
-            engine = app.extensions["sqlalchemy"].engine
+            engine = db.engine
         test_thread = threading.current_thread()
 
         def hold(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -409,6 +411,6 @@ def test_a_write_whose_session_ends_in_flight_writes_nothing(
     assert response.status_code == 401, response.get_json()
     monkeypatch.undo()
     rows = table_contents(app)["evershop_customer"]
-    assert len(rows) == 1 and "mallory@evil.example" not in rows[0]
+    assert len(rows) == 1 and rows[0]["email"] != "mallory@evil.example"
     stolen = {"email": "mallory@evil.example", "password": STOLEN_PASSWORD}
     assert client.post("/api/customers/sessions", json=stolen).status_code == 400

@@ -21,14 +21,14 @@ import flask_evershop_customer
 from flask_evershop_customer.views import ROUTES
 
 from .conftest import (
-    CHEAP_HASH,
     OTHER_PASSWORD,
     PASSWORD,
-    SECRET_KEY,
     Api,
     CheckedClient,
     database_free,
     db,
+    make_app,
+    state_of,
 )
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -68,16 +68,8 @@ def bare_apps() -> Iterator[list[Flask]]:
 
 
 def bare_app(apps: list[Flask], **config: Any) -> Flask:
-    app = Flask("host")
-    app.config.update(
-        TESTING=True,
-        SECRET_KEY=SECRET_KEY,
-        SQLALCHEMY_DATABASE_URI="sqlite://",
-        EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=CHEAP_HASH,
-        EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
-        **config,
-    )
-    db.init_app(app)
+    """A host app on an in-memory database, without the extension yet."""
+    app = make_app("sqlite://", set_up=False, **config)
     apps.append(app)
     return app
 
@@ -188,7 +180,7 @@ def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 def routed_operations(app: Flask) -> set[tuple[str, str]]:
     """The (method, path) pairs the extension's views serve."""
     endpoints = {f"evershop_customer.{endpoint}" for _, endpoint, _, _ in ROUTES}
-    prefix = app.extensions["evershop_customer"].settings.url_prefix
+    prefix = state_of(app).settings.url_prefix
     found = set()
     rule: Rule
     for rule in app.url_map.iter_rules():
@@ -445,7 +437,7 @@ def test_registration_closed_answers_as_documented(app_factory):
 def test_server_failures_answer_as_documented(checked, contract, monkeypatch, error, status):
     api, client = checked
     api.app.config["PROPAGATE_EXCEPTIONS"] = False  # the 500 envelope, as in production
-    state = api.app.extensions["evershop_customer"]
+    state = state_of(api.app)
 
     def fail(*_: Any, **__: Any) -> Any:
         raise error

@@ -15,17 +15,15 @@ from importlib import resources
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 from werkzeug.security import check_password_hash
 
-from flask_evershop_customer import ConfigurationError, EverShopCustomer
+from flask_evershop_customer import ConfigurationError
 from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.config import DEFAULTS
 from flask_evershop_customer.passwords import PasswordHasher, common_passwords
 
-from .conftest import PASSWORD, Api, customers, database_free, db
+from .conftest import PASSWORD, Api, customers, database_free, db, start_app, state_of
 
-SECRET = "a-secret-key-that-is-long-enough-for-hs256-0123"
 LIGATURE = "\ufb01"  # "ﬁ": one code point, two ("fi") after NFKC
 
 
@@ -319,22 +317,10 @@ def test_login_does_not_apply_the_policy(app_factory):
 # -- hashing --------------------------------------------------------------------------
 
 
-def setup_app(**config) -> Flask:
-    """An app on an in-memory database: enough for start-up checks."""
-    sqla = SQLAlchemy()
-    extension = EverShopCustomer(db=sqla)
-    app = Flask("hashing")
-    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY=SECRET)
-    app.config.update(config)
-    sqla.init_app(app)
-    extension.init_app(app)
-    return app
-
-
 def test_the_default_method_is_scrypt_at_owasps_floor():
     assert DEFAULTS["EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"] == "scrypt:32768:8:3"
-    app = setup_app()
-    state = app.extensions["evershop_customer"]
+    app = start_app()
+    state = state_of(app)
     assert state.settings.password_hash_method == "scrypt:32768:8:3"
     hasher = state.hasher
     stored = hasher.hash("a real scrypt hash")  # the one costly hash of this file
@@ -359,14 +345,12 @@ def test_the_default_method_is_scrypt_at_owasps_floor():
 )
 def test_weak_methods_refuse_to_start(method):
     with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"):
-        setup_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
-    app = setup_app(
+        start_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
+    app = start_app(
         EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method,
         EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
     )
-    assert app.extensions["evershop_customer"].settings.password_hash_method.startswith(
-        method.split(":")[0]
-    )
+    assert state_of(app).settings.password_hash_method.startswith(method.split(":")[0])
 
 
 @pytest.mark.parametrize(
@@ -382,13 +366,13 @@ def test_weak_methods_refuse_to_start(method):
     ],
 )
 def test_methods_at_or_above_the_floor_start(method):
-    setup_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
+    start_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
 
 
 @pytest.mark.parametrize("method", ["md5", "bcrypt", "argon2", "scrypt:1000:8:1", "plain"])
 def test_unknown_methods_refuse_to_start_even_when_weak_is_allowed(method):
     with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"):
-        setup_app(
+        start_app(
             EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method,
             EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
         )
@@ -397,7 +381,7 @@ def test_unknown_methods_refuse_to_start_even_when_weak_is_allowed(method):
 def test_starting_the_app_computes_no_hash(hasher_spy):
     """The dummy hash for unknown emails costs nothing at start-up (and nothing extra on
     the first unknown-email login, which would otherwise be slower than the others)."""
-    setup_app()
+    start_app()
     assert hasher_spy.hashes == 0 and hasher_spy.checks == 0
 
 
@@ -421,7 +405,7 @@ def test_one_verification_per_login_attempt(api, client, hasher_spy):
 
 @database_free
 def test_unknown_emails_are_checked_against_a_hash_of_the_configured_method(app):
-    hasher = app.extensions["evershop_customer"].hasher
+    hasher = state_of(app).hasher
     assert hasher.dummy_hash.startswith("pbkdf2:sha256:1$")
     assert hasher.verify(None, PASSWORD) is False
     scrypt = PasswordHasher("scrypt:32768:8:3")

@@ -18,7 +18,15 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from .conftest import Api, count_statements, db, fresh_database, make_app, selected_backends
+from .conftest import (
+    Api,
+    count_statements,
+    db,
+    fresh_database,
+    make_app,
+    selected_backends,
+    state_of,
+)
 
 SMALL, LARGE = 100, 100_000
 BULK_HASH = "pbkdf2:sha256:1$" + "s" * 16 + "$" + "0" * 64
@@ -219,7 +227,7 @@ def test_purge_sessions_deletes_ended_sessions_in_batches_and_keeps_live_ones(ap
     sessions = db.metadata.tables["evershop_customer_session"]
     failures = db.metadata.tables["evershop_customer_login_failure"]
     now = utcnow()
-    window = app.extensions["evershop_customer"].settings.login_failure_window
+    window = state_of(app).settings.login_failure_window
     with app.app_context():
         owner = db.session.scalar(sa.select(customer_id.c.customer_id))
         ended = []

@@ -251,19 +251,16 @@ def test_values_are_escaped_onto_one_line(caplog):
     }
 
 
-def test_a_crlf_in_an_admin_email_is_escaped(api, client, caplog, security_log):
+def test_a_crlf_in_an_admin_email_is_escaped(api, client, caplog, security_log, admin_loader):
     """Hosts may use emails as admin ids; one with CR/LF cannot forge a log line."""
     forged = 'boss@example.com\r\nlogin customer="00000000000000000000000000000000"'
 
-    @customers.admin_loader
+    @admin_loader
     def refuse(admin_id):
         return False
 
-    try:
-        alice = api.register("alice@example.com")
-        client.patch(f"/api/customers/{alice['uuid']}", json={}, headers=api.admin_headers(forged))
-    finally:
-        customers._admin_loader = None
+    alice = api.register("alice@example.com")
+    client.patch(f"/api/customers/{alice['uuid']}", json={}, headers=api.admin_headers(forged))
     [event] = security_log("admin_rejected_by_loader")  # (the fixture checks each line)
     assert event["admin"] == forged  # the structured field keeps the value as it was
     [line] = [r.getMessage() for r in caplog.records if r.message.startswith("admin_rejected")]

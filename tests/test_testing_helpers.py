@@ -11,7 +11,7 @@ from flask_evershop_customer import admin_required, current_customer, customer_r
 from flask_evershop_customer.errors import NotFound
 from flask_evershop_customer.testing import CustomerTestClient
 
-from .conftest import customers
+from .conftest import customers, state_of
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def host_app(app: Flask) -> Flask:
 
 def test_a_client_logged_in_as_a_customer_without_a_password(host_app, api, monkeypatch):
     customer = api.register("t@example.com")
-    hasher = host_app.extensions["evershop_customer"].hasher
+    hasher = state_of(host_app).hasher
     monkeypatch.setattr(hasher, "verify", lambda *_: pytest.fail("no password check"))
     client = host_app.test_client(customer=customer["uuid"])
     assert client.get("/account").get_json() == {"email": "t@example.com"}
@@ -63,7 +63,7 @@ def test_no_session_for_an_unknown_or_disabled_customer(host_app, api):
 def test_the_clock_moves_session_expiry(host_app, api):
     customer = api.register("c@example.com")
     client = host_app.test_client(customer=customer["uuid"])
-    lifetime = host_app.extensions["evershop_customer"].settings.token_lifetime
+    lifetime = state_of(host_app).settings.token_lifetime
     with host_app.app_context():
         customers.clock.travel(lifetime)
     assert client.get("/account").status_code == 401

@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.clock import utcnow
 
-from .conftest import PASSWORD, Api, customers, database_free, db
+from .conftest import PASSWORD, Api, customers, database_free, db, table_contents
 
 LOCKED = {"error": {"status": 429, "message": "Too many failed login attempts, try again later"}}
 INVALID = {"error": {"status": 400, "message": "Invalid email or password"}}
@@ -79,9 +79,7 @@ def checks(monkeypatch):
 
 
 def failure_rows(app) -> int:
-    LoginFailure = customers.models.LoginFailure
-    with app.app_context():
-        return db.session.scalar(sa.select(sa.func.count()).select_from(LoginFailure))
+    return len(table_contents(app)["evershop_customer_login_failure"])
 
 
 # -- per email ------------------------------------------------------------------------

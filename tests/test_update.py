@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import OTHER_PASSWORD, PASSWORD, database_free
+from .conftest import OTHER_PASSWORD, PASSWORD, database_free, state_of
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ def test_updated_at_moves_only_on_change(app, client, alice, monkeypatch):
 
     data, login = alice
     later = datetime.strptime(data["updated_at"], "%Y-%m-%d %H:%M:%S") + timedelta(hours=1)
-    app.extensions["evershop_customer"].clock.freeze(later)
+    state_of(app).clock.freeze(later)
     url = f"/api/customers/{data['uuid']}"
     unchanged = client.patch(url, json={"full_name": "Alice Example"}, headers=login.headers)
     assert unchanged.get_json()["data"]["updated_at"] == data["updated_at"]
