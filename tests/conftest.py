@@ -316,6 +316,18 @@ def api(app: Flask, client: FlaskClient) -> Api:
     return Api(app, client)
 
 
+@pytest.fixture
+def alice(api: Api) -> dict[str, Any]:
+    """Alice, registered: her record as the API answered it."""
+    return api.register("alice@example.com")
+
+
+@pytest.fixture
+def alice_login(api: Api, alice: dict[str, Any]) -> Login:
+    """A live session of Alice's."""
+    return api.login("alice@example.com")
+
+
 # -- counting -------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .conftest import OTHER_PASSWORD, count_statements, table_contents
+from .conftest import OTHER_PASSWORD, PASSWORD, count_statements, table_contents
 
 STALE_MESSAGE = "The customer was changed by another request; fetch it again"
 STALE = {"error": {"status": 412, "message": STALE_MESSAGE}}
@@ -17,20 +17,12 @@ def tag(uuid: str, version: int) -> str:
     return f'"{uuid}.{version}"'
 
 
-@pytest.fixture
-def alice(api):
-    response = api.client.post(
-        "/api/customers",
-        json={"email": "alice@example.com", "password": "correct horse battery", "full_name": "A"},
-    )
-    assert response.status_code == 200
-    return response.get_json()["data"], response.headers["ETag"], api.login("alice@example.com")
-
-
-def test_every_customer_response_carries_its_etag(api, client, alice):
-    data, etag, login = alice
+def test_every_customer_response_carries_its_etag(api, client):
+    body = {"email": "alice@example.com", "password": PASSWORD, "full_name": "A"}
+    created = client.post("/api/customers", json=body)
+    data, login = created.get_json()["data"], api.login("alice@example.com")
     url = f"/api/customers/{data['uuid']}"
-    assert etag == tag(data["uuid"], 1)
+    assert created.headers["ETag"] == tag(data["uuid"], 1)
 
     renamed = client.patch(url, json={"full_name": "B"}, headers=login.headers)
     assert renamed.headers["ETag"] == tag(data["uuid"], 2)
@@ -43,8 +35,8 @@ def test_every_customer_response_carries_its_etag(api, client, alice):
     assert deleted.headers["ETag"] == tag(data["uuid"], 3)
 
 
-def test_responses_without_a_customer_have_no_etag(api, client, alice):
-    data, _, login = alice
+def test_responses_without_a_customer_have_no_etag(api, client, alice, alice_login):
+    data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     assert "ETag" not in client.patch(url, json={"email": "bad"}, headers=login.headers).headers
     assert "ETag" not in client.patch(url, json={}).headers
@@ -55,8 +47,8 @@ def test_responses_without_a_customer_have_no_etag(api, client, alice):
     assert "ETag" not in login_response.headers
 
 
-def test_patch_with_the_current_tag_applies(client, alice):
-    data, etag, login = alice
+def test_patch_with_the_current_tag_applies(client, alice, alice_login):
+    data, etag, login = alice, tag(alice["uuid"], 1), alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}",
         json={"full_name": "Current"},
@@ -67,8 +59,8 @@ def test_patch_with_the_current_tag_applies(client, alice):
     assert response.headers["ETag"] == tag(data["uuid"], 2)
 
 
-def test_delete_with_the_current_tag_applies(app, client, alice):
-    data, etag, login = alice
+def test_delete_with_the_current_tag_applies(app, client, alice, alice_login):
+    data, etag, login = alice, tag(alice["uuid"], 1), alice_login
     response = client.delete(
         f"/api/customers/{data['uuid']}", headers={**login.headers, "If-Match": etag}
     )
@@ -77,8 +69,8 @@ def test_delete_with_the_current_tag_applies(app, client, alice):
 
 
 @pytest.mark.parametrize("method", ["patch", "delete"])
-def test_star_matches_any_version(client, alice, method):
-    data, _, login = alice
+def test_star_matches_any_version(client, alice, alice_login, method):
+    data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "V2"}, headers=login.headers).status_code == 200
     kwargs = {"json": {"full_name": "V3"}} if method == "patch" else {}
@@ -86,8 +78,8 @@ def test_star_matches_any_version(client, alice, method):
     assert response.status_code == 200
 
 
-def test_one_matching_tag_in_a_list_is_enough(api, client, alice):
-    data, etag, login = alice
+def test_one_matching_tag_in_a_list_is_enough(api, client, alice, alice_login):
+    data, etag, login = alice, tag(alice["uuid"], 1), alice_login
     other = api.register("bob@example.com")
     response = client.patch(
         f"/api/customers/{data['uuid']}",
@@ -108,8 +100,8 @@ def _refused(app, client, method, url, headers, **kwargs):
 
 
 @pytest.mark.parametrize("method", ["patch", "delete"])
-def test_a_stale_tag_is_refused_and_nothing_changes(app, client, alice, method):
-    data, stale, login = alice
+def test_a_stale_tag_is_refused_and_nothing_changes(app, client, alice, alice_login, method):
+    data, stale, login = alice, tag(alice["uuid"], 1), alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
     headers = {**login.headers, "If-Match": stale}
@@ -131,8 +123,8 @@ FOREIGN_OR_MALFORMED = [
 
 
 @pytest.mark.parametrize("method", ["patch", "delete"])
-def test_a_foreign_or_malformed_tag_is_refused(api, app, client, alice, method):
-    data, _, login = alice
+def test_a_foreign_or_malformed_tag_is_refused(api, app, client, alice, alice_login, method):
+    data, login = alice, alice_login
     other = api.register("bob@example.com")
     kwargs = {"json": {"full_name": "Nope"}} if method == "patch" else {}
     url = f"/api/customers/{data['uuid']}"
@@ -141,15 +133,15 @@ def test_a_foreign_or_malformed_tag_is_refused(api, app, client, alice, method):
         _refused(app, client, method, url, {**login.headers, "If-Match": value}, **kwargs)
 
 
-def test_a_stale_tag_is_refused_even_for_an_empty_patch(app, client, alice):
-    data, stale, login = alice
+def test_a_stale_tag_is_refused_even_for_an_empty_patch(app, client, alice, alice_login):
+    data, stale, login = alice, tag(alice["uuid"], 1), alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
     _refused(app, client, "patch", url, {**login.headers, "If-Match": stale}, json={})
 
 
-def test_a_stale_tag_from_an_admin_is_refused_too(api, app, client, alice):
-    data, stale, login = alice
+def test_a_stale_tag_from_an_admin_is_refused_too(api, app, client, alice, alice_login):
+    data, stale, login = alice, tag(alice["uuid"], 1), alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
     headers = {**api.admin_headers(), "If-Match": stale}
@@ -157,8 +149,8 @@ def test_a_stale_tag_from_an_admin_is_refused_too(api, app, client, alice):
     _refused(app, client, "delete", url, headers)
 
 
-def test_without_if_match_a_patch_writes_only_the_fields_it_names(app, client, alice):
-    data, _, login = alice
+def test_without_if_match_a_patch_writes_only_the_fields_it_names(app, client, alice, alice_login):
+    data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     with count_statements(app) as counter:
         response = client.patch(url, json={"full_name": "Only this"}, headers=login.headers)

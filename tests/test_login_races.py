@@ -63,15 +63,10 @@ def _overtaken_password_check(
     return answers
 
 
-def _live_sessions(app: Flask) -> list[tuple[Any, ...]]:
+def _live_sessions(app: Flask) -> list[dict[str, Any]]:
     return [
         row for row in table_contents(app)["evershop_customer_session"] if row["revoked_at"] is None
     ]
-
-
-@pytest.fixture
-def alice(app: Flask, api: Api) -> dict[str, Any]:
-    return api.register("alice@example.com")
 
 
 def prepare_change(change: str, api: Api, alice: dict[str, Any]) -> Callable[[], Any]:

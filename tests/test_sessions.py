@@ -13,11 +13,6 @@ SID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}
 INVALID = {"error": {"status": 400, "message": "Invalid email or password"}}
 
 
-@pytest.fixture
-def alice(api):
-    return api.register("alice@example.com")
-
-
 def test_login_returns_token_and_sid_and_sets_the_cookie(client, alice):
     response = client.post(
         "/api/customers/sessions", json={"email": "alice@example.com", "password": PASSWORD}

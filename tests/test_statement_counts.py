@@ -17,7 +17,7 @@ from flask import Flask, jsonify
 
 from flask_evershop_customer import current_customer, customer_required
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, count_statements
+from .conftest import OTHER_PASSWORD, PASSWORD, count_statements
 
 
 @pytest.fixture
@@ -30,16 +30,6 @@ def host_app(app: Flask) -> Flask:
         return jsonify({"uuid": current_customer.uuid})
 
     return app
-
-
-@pytest.fixture
-def alice(host_app: Flask, api: Api) -> dict[str, Any]:
-    return api.register("alice@example.com")
-
-
-@pytest.fixture
-def alice_login(api: Api, alice: dict[str, Any]) -> Login:
-    return api.login("alice@example.com")
 
 
 def statements(app: Flask, request: Callable[[], Any], status: int = 200) -> list[str]:

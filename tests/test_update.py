@@ -7,14 +7,8 @@ import pytest
 from .conftest import OTHER_PASSWORD, PASSWORD, database_free, state_of
 
 
-@pytest.fixture
-def alice(api):
-    data = api.register("alice@example.com", full_name="Alice Example")
-    return data, api.login("alice@example.com")
-
-
-def test_customer_updates_own_name(client, alice):
-    data, login = alice
+def test_customer_updates_own_name(client, alice, alice_login):
+    data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"full_name": "Alice Renamed"}, headers=login.headers
     )
@@ -29,7 +23,7 @@ def test_customer_updates_own_name(client, alice):
 
 
 def test_admin_updates_any_customer_including_status(api, client, alice):
-    data, _ = alice
+    data = alice
     response = client.patch(
         f"/api/customers/{data['uuid']}",
         json={"status": "0", "email": "new@example.com"},
@@ -40,8 +34,8 @@ def test_admin_updates_any_customer_including_status(api, client, alice):
     assert body["status"] == 0 and body["email"] == "new@example.com"
 
 
-def test_customer_cannot_change_status(client, alice):
-    data, login = alice
+def test_customer_cannot_change_status(client, alice, alice_login):
+    data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"status": 0}, headers=login.headers
     )
@@ -49,8 +43,8 @@ def test_customer_cannot_change_status(client, alice):
     assert response.get_json()["error"]["status"] == 403
 
 
-def test_empty_patch_changes_nothing(client, alice):
-    data, login = alice
+def test_empty_patch_changes_nothing(client, alice, alice_login):
+    data, login = alice, alice_login
     response = client.patch(f"/api/customers/{data['uuid']}", json={}, headers=login.headers)
     assert response.status_code == 200
     body = response.get_json()["data"]
@@ -59,8 +53,8 @@ def test_empty_patch_changes_nothing(client, alice):
     assert body == expected
 
 
-def test_read_only_and_unknown_fields_are_ignored(client, alice):
-    data, login = alice
+def test_read_only_and_unknown_fields_are_ignored(client, alice, alice_login):
+    data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}",
         json={
@@ -83,8 +77,8 @@ def test_read_only_and_unknown_fields_are_ignored(client, alice):
     assert body["updated_at"] == data["updated_at"]
 
 
-def test_password_change_takes_effect(api, client, alice):
-    data, login = alice
+def test_password_change_takes_effect(api, client, alice, alice_login):
+    data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"password": OTHER_PASSWORD}, headers=login.headers
     )
@@ -96,8 +90,8 @@ def test_password_change_takes_effect(api, client, alice):
     api.login("alice@example.com", OTHER_PASSWORD)
 
 
-def test_password_change_ends_other_sessions_but_not_this_one(api, client, alice):
-    data, login = alice
+def test_password_change_ends_other_sessions_but_not_this_one(api, client, alice, alice_login):
+    data, login = alice, alice_login
     other = api.login("alice@example.com")
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"password": OTHER_PASSWORD}, headers=login.headers
@@ -108,16 +102,16 @@ def test_password_change_ends_other_sessions_but_not_this_one(api, client, alice
     assert client.patch(url, json={}, headers=other.headers).status_code == 401
 
 
-def test_admin_password_change_ends_every_session(api, client, alice):
-    data, login = alice
+def test_admin_password_change_ends_every_session(api, client, alice, alice_login):
+    data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     response = client.patch(url, json={"password": OTHER_PASSWORD}, headers=api.admin_headers())
     assert response.status_code == 200
     assert client.patch(url, json={}, headers=login.headers).status_code == 401
 
 
-def test_disabling_ends_every_session_and_login(api, client, alice):
-    data, login = alice
+def test_disabling_ends_every_session_and_login(api, client, alice, alice_login):
+    data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"status": 0}, headers=api.admin_headers()).status_code == 200
     assert client.patch(url, json={}, headers=login.headers).status_code == 401
@@ -128,8 +122,8 @@ def test_disabling_ends_every_session_and_login(api, client, alice):
     assert response.get_json()["error"]["message"] == "Invalid email or password"
 
 
-def test_email_change_to_a_taken_email_in_any_case_is_409(api, client, alice):
-    data, login = alice
+def test_email_change_to_a_taken_email_in_any_case_is_409(api, client, alice, alice_login):
+    data, login = alice, alice_login
     api.register("bob@example.com")
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"email": "BOB@example.com"}, headers=login.headers
@@ -140,8 +134,8 @@ def test_email_change_to_a_taken_email_in_any_case_is_409(api, client, alice):
     assert unchanged.get_json()["data"]["email"] == "alice@example.com"
 
 
-def test_email_change_to_own_email_in_another_case(client, alice):
-    data, login = alice
+def test_email_change_to_own_email_in_another_case(client, alice, alice_login):
+    data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"email": "Alice@Example.com"}, headers=login.headers
     )
@@ -149,8 +143,8 @@ def test_email_change_to_own_email_in_another_case(client, alice):
     assert response.get_json()["data"]["email"] == "Alice@Example.com"
 
 
-def test_login_uses_new_email(api, client, alice):
-    data, login = alice
+def test_login_uses_new_email(api, client, alice, alice_login):
+    data, login = alice, alice_login
     client.patch(
         f"/api/customers/{data['uuid']}",
         json={"email": "alice2@example.com"},
@@ -171,8 +165,8 @@ def test_login_uses_new_email(api, client, alice):
         ([], "Request data must be object"),
     ],
 )
-def test_invalid_update_is_400_and_changes_nothing(client, alice, body, message):
-    data, login = alice
+def test_invalid_update_is_400_and_changes_nothing(client, alice, alice_login, body, message):
+    data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     response = client.patch(url, json=body, headers=login.headers)
     assert response.status_code == 400
@@ -183,14 +177,14 @@ def test_invalid_update_is_400_and_changes_nothing(client, alice, body, message)
 
 @database_free
 def test_no_credentials_is_401(client, alice):
-    data, _ = alice
+    data = alice
     response = client.patch(f"/api/customers/{data['uuid']}", json={"full_name": "X"})
     assert response.status_code == 401
     assert response.get_json() == {"error": {"status": 401, "message": "Unauthorized"}}
 
 
 def test_one_customer_cannot_change_another(api, client, alice):
-    data, _ = alice
+    data = alice
     api.register("mallory@example.com")
     mallory = api.login("mallory@example.com")
     response = client.patch(
@@ -211,7 +205,7 @@ def test_unknown_or_malformed_id_is_404(api, client, alice, customer_id):
 
 
 def test_order_of_checks_401_then_404_then_403(api, client, alice):
-    data, _ = alice
+    data = alice
     api.register("bob@example.com")
     bob = api.login("bob@example.com")
     assert client.patch("/api/customers/" + "0" * 32, json={}).status_code == 401
@@ -222,10 +216,10 @@ def test_order_of_checks_401_then_404_then_403(api, client, alice):
     assert response.status_code == 403
 
 
-def test_updated_at_moves_only_on_change(app, client, alice, monkeypatch):
+def test_updated_at_moves_only_on_change(app, client, alice, alice_login, monkeypatch):
     from datetime import datetime, timedelta
 
-    data, login = alice
+    data, login = alice, alice_login
     later = datetime.strptime(data["updated_at"], "%Y-%m-%d %H:%M:%S") + timedelta(hours=1)
     state_of(app).clock.freeze(later)
     url = f"/api/customers/{data['uuid']}"
