@@ -47,6 +47,13 @@ db = SQLAlchemy()
 customers = EverShopCustomer(db=db)
 
 
+#: ``app_factory(**config)``: an app on the test's database (see the fixture).
+AppFactory = Callable[..., Flask]
+AdminLoader = Callable[[str], bool]
+#: The ``admin_loader`` fixture: registers a loader for one test.
+AdminLoaderFixture = Callable[[AdminLoader], AdminLoader]
+
+
 def selected_backends() -> list[str]:
     wanted = os.environ.get("EVERSHOP_TEST_DATABASES", "")
     return [b for b in BACKENDS if not wanted or b in wanted.split(",")]
@@ -217,7 +224,7 @@ def clear_tables(app: Flask) -> None:
 
 
 @pytest.fixture
-def app_factory(database: Database) -> Iterator[Any]:
+def app_factory(database: Database) -> Iterator[AppFactory]:
     """``app_factory(**config)``: apps on this test's database, cleaned up afterwards."""
     made: list[Flask] = []
 
@@ -235,12 +242,12 @@ def app_factory(database: Database) -> Iterator[Any]:
 
 
 @pytest.fixture
-def app(app_factory: Any) -> Flask:
-    return app_factory()  # type: ignore[no-any-return]
+def app(app_factory: AppFactory) -> Flask:
+    return app_factory()
 
 
 @pytest.fixture
-def admin_loader() -> Iterator[Callable[[Callable[[str], bool]], Callable[[str], bool]]]:
+def admin_loader() -> Iterator[AdminLoaderFixture]:
     """``@admin_loader`` registers the host's admin loader for this test only (the
     extension instance is shared by the whole suite)."""
     yield customers.admin_loader

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from flask import abort, jsonify
+from flask import Flask, abort, jsonify
 
 from flask_evershop_customer import (
     admin_required,
@@ -12,11 +14,19 @@ from flask_evershop_customer import (
     get_current_customer,
 )
 
-from .conftest import PASSWORD, customers, database_free, state_of
+from .conftest import (
+    PASSWORD,
+    AdminLoaderFixture,
+    Api,
+    AppFactory,
+    customers,
+    database_free,
+    state_of,
+)
 
 
 @pytest.fixture
-def host_app(app_factory):
+def host_app(app_factory: AppFactory):
     app = app_factory()
 
     @app.post("/admin/login")
@@ -44,7 +54,7 @@ def host_app(app_factory):
     return app
 
 
-def test_login_admin_sets_a_signed_httponly_cookie(host_app):
+def test_login_admin_sets_a_signed_httponly_cookie(host_app: Flask) -> None:
     client = host_app.test_client()
     response = client.post("/admin/login")
     cookie = response.headers["Set-Cookie"]
@@ -57,7 +67,7 @@ def test_login_admin_sets_a_signed_httponly_cookie(host_app):
     assert response.get_json() == {"error": {"status": 401, "message": "Unauthorized"}}
 
 
-def test_the_admin_cookie_manages_customers(host_app):
+def test_the_admin_cookie_manages_customers(host_app: Flask) -> None:
     client = host_app.test_client()
     created = client.post(
         "/api/customers", json={"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
@@ -69,13 +79,13 @@ def test_the_admin_cookie_manages_customers(host_app):
 
 @database_free
 @pytest.mark.parametrize("value", ["garbage", "", "a.b.c", "x" * 5000])
-def test_a_bad_admin_cookie_is_no_credential(host_app, value):
+def test_a_bad_admin_cookie_is_no_credential(host_app: Flask, value: Any) -> None:
     client = host_app.test_client(use_cookies=False)
     response = client.get("/admin/dashboard", headers={"Cookie": f"asid={value}"})
     assert response.status_code == 401
 
 
-def test_a_tampered_admin_cookie_is_refused(host_app, api):
+def test_a_tampered_admin_cookie_is_refused(host_app: Flask, api: Api) -> None:
     client = host_app.test_client(use_cookies=False)
     header = api.admin_headers("admin-7")["Cookie"]
     tampered = header[:-2] + ("AA" if not header.endswith("AA") else "BB")
@@ -83,7 +93,9 @@ def test_a_tampered_admin_cookie_is_refused(host_app, api):
     assert client.get("/admin/dashboard", headers={"Cookie": tampered}).status_code == 401
 
 
-def test_an_expired_admin_cookie_is_refused(app_factory, api, monkeypatch):
+def test_an_expired_admin_cookie_is_refused(
+    app_factory: AppFactory, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME=60)
     with app.app_context():
         value = state_of(app).admin_sessions.open("admin")
@@ -97,7 +109,9 @@ def test_an_expired_admin_cookie_is_refused(app_factory, api, monkeypatch):
     assert response.status_code == 401
 
 
-def test_admin_loader_can_refuse_a_validly_signed_admin(host_app, api, admin_loader):
+def test_admin_loader_can_refuse_a_validly_signed_admin(
+    host_app: Flask, api: Api, admin_loader: AdminLoaderFixture
+) -> None:
     seen = []
 
     @admin_loader
@@ -112,7 +126,7 @@ def test_admin_loader_can_refuse_a_validly_signed_admin(host_app, api, admin_loa
     assert seen == ["gone", "still-here"]
 
 
-def test_customer_required_and_current_customer(host_app, api):
+def test_customer_required_and_current_customer(host_app: Flask, api: Api) -> None:
     client = host_app.test_client(use_cookies=False)
     data = api.register("c@example.com")
     login = api.login("c@example.com")
@@ -124,14 +138,14 @@ def test_customer_required_and_current_customer(host_app, api):
     assert client.get("/account", headers=api.admin_headers()).status_code == 403
 
 
-def test_a_customer_is_not_an_admin(host_app, api):
+def test_a_customer_is_not_an_admin(host_app: Flask, api: Api) -> None:
     api.register("d@example.com")
     login = api.login("d@example.com")
     client = host_app.test_client(use_cookies=False)
     assert client.get("/admin/dashboard", headers=login.headers).status_code == 403
 
 
-def test_cli_prints_a_working_admin_cookie(app, api):
+def test_cli_prints_a_working_admin_cookie(app: Flask, api: Api) -> None:
     result = app.test_cli_runner().invoke(args=["customers", "admin-cookie", "admin-42"])
     assert result.exit_code == 0
     value = result.output.strip()
@@ -150,7 +164,7 @@ def test_cli_prints_a_working_admin_cookie(app, api):
 
 
 @pytest.fixture
-def guarded_app(app_factory):
+def guarded_app(app_factory: AppFactory) -> Flask:
     """Host views written as the README shows them, some of them ``async def``."""
     app = app_factory()
 
@@ -180,7 +194,7 @@ def guarded_app(app_factory):
     return app
 
 
-def test_current_customer_fails_closed_without_a_customer(guarded_app, api):
+def test_current_customer_fails_closed_without_a_customer(guarded_app: Flask, api: Api) -> None:
     client = guarded_app.test_client(use_cookies=False)
     assert client.get("/profile").status_code == 401
     assert client.get("/profile", headers=api.admin_headers()).status_code == 401
@@ -193,7 +207,7 @@ def test_current_customer_fails_closed_without_a_customer(guarded_app, api):
         assert get_current_customer() is None
 
 
-def test_get_current_customer_is_the_record_or_none(guarded_app, api):
+def test_get_current_customer_is_the_record_or_none(guarded_app: Flask, api: Api) -> None:
     customer = api.register("q@example.com")
     login = api.login("q@example.com")
     client = guarded_app.test_client(use_cookies=False)
@@ -202,7 +216,7 @@ def test_get_current_customer_is_the_record_or_none(guarded_app, api):
     assert client.get("/maybe", headers=bad).get_json() == {"customer": None}
 
 
-def test_async_host_views_run_under_the_decorators(guarded_app, api):
+def test_async_host_views_run_under_the_decorators(guarded_app: Flask, api: Api) -> None:
     client = guarded_app.test_client(use_cookies=False)
     api.register("r@example.com")
     login = api.login("r@example.com")

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from flask_evershop_customer import admin_required
 
-from .conftest import customers, database_free, state_of, table_contents
+from .conftest import AdminLoaderFixture, Api, customers, database_free, state_of, table_contents
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def _rows(app: Flask) -> list[dict[str, Any]]:
     return table_contents(app)["evershop_customer_admin_session"]
 
 
-def test_a_logged_out_admin_cookie_no_longer_works_anywhere(host_app):
+def test_a_logged_out_admin_cookie_no_longer_works_anywhere(host_app: Flask) -> None:
     browser = host_app.test_client()
     saved = _cookie(browser, "admin-7")
     assert _dashboard(host_app, saved) == 200
@@ -66,14 +66,14 @@ def test_a_logged_out_admin_cookie_no_longer_works_anywhere(host_app):
     assert row["admin_id"] == "admin-7" and row["revoked_at"] is not None
 
 
-def test_logout_ends_only_the_session_of_its_own_cookie(host_app):
+def test_logout_ends_only_the_session_of_its_own_cookie(host_app: Flask) -> None:
     first, second = host_app.test_client(), host_app.test_client()
     one, two = _cookie(first, "admin-7"), _cookie(second, "admin-7")
     first.post("/admin/logout")
     assert (_dashboard(host_app, one), _dashboard(host_app, two)) == (401, 200)
 
 
-def test_end_admin_sessions_ends_every_cookie_of_one_admin(host_app):
+def test_end_admin_sessions_ends_every_cookie_of_one_admin(host_app: Flask) -> None:
     client = host_app.test_client(use_cookies=False)
     mine = [_cookie(client, "admin-7") for _ in range(3)]
     theirs = _cookie(client, "admin-8")
@@ -84,7 +84,7 @@ def test_end_admin_sessions_ends_every_cookie_of_one_admin(host_app):
     assert _dashboard(host_app, theirs) == 200
 
 
-def test_the_session_row_expires_on_the_extension_clock(host_app):
+def test_the_session_row_expires_on_the_extension_clock(host_app: Flask) -> None:
     value = _cookie(host_app.test_client(use_cookies=False), "admin-7")
     lifetime = state_of(host_app).settings.admin_cookie_lifetime
     with host_app.app_context():
@@ -95,14 +95,14 @@ def test_the_session_row_expires_on_the_extension_clock(host_app):
 
 
 @database_free
-def test_logout_without_or_with_a_bad_cookie_just_clears_it(host_app):
+def test_logout_without_or_with_a_bad_cookie_just_clears_it(host_app: Flask) -> None:
     client = host_app.test_client(use_cookies=False)
     for headers in ({}, {"Cookie": "asid=garbage"}):
         response = client.post("/admin/logout", headers=headers)
         assert response.status_code == 200 and "asid=;" in response.headers["Set-Cookie"]
 
 
-def test_the_cli_cookie_is_a_session_that_can_be_ended(app, api):
+def test_the_cli_cookie_is_a_session_that_can_be_ended(app: Flask, api: Api) -> None:
     result = app.test_cli_runner().invoke(args=["customers", "admin-cookie", "admin-42"])
     assert result.exit_code == 0, result.output
     value = result.output.strip()
@@ -115,7 +115,9 @@ def test_the_cli_cookie_is_a_session_that_can_be_ended(app, api):
     assert client.patch(url, json={"full_name": "F"}, headers=headers).status_code == 401
 
 
-def test_the_cli_refuses_an_admin_the_loader_rejects(app, admin_loader):
+def test_the_cli_refuses_an_admin_the_loader_rejects(
+    app: Flask, admin_loader: AdminLoaderFixture
+) -> None:
     @admin_loader
     def load(admin_id: str) -> bool:
         return admin_id == "admin-1"
@@ -128,7 +130,7 @@ def test_the_cli_refuses_an_admin_the_loader_rejects(app, admin_loader):
     assert accepted.exit_code == 0 and len(_rows(app)) == 1
 
 
-def test_purge_deletes_ended_admin_sessions_and_keeps_live_ones(host_app):
+def test_purge_deletes_ended_admin_sessions_and_keeps_live_ones(host_app: Flask) -> None:
     client = host_app.test_client(use_cookies=False)
     live = _cookie(client, "admin-7")
     ended = _cookie(client, "admin-8")

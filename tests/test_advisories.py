@@ -14,15 +14,26 @@ import hmac
 import json
 import secrets
 import time
+from typing import Any
 
 import jwt
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from flask_evershop_customer import ConfigurationError
 from flask_evershop_customer.tokens import AUDIENCE, ISSUER, LEEWAY_SECONDS
 
-from .conftest import OTHER_PASSWORD, PASSWORD, SECRET_KEY, database_free, start_app, state_of
+from .conftest import (
+    OTHER_PASSWORD,
+    PASSWORD,
+    SECRET_KEY,
+    Api,
+    AppFactory,
+    database_free,
+    start_app,
+    state_of,
+)
 
 #: A public key as a server using RS256 would publish it: the classic key-confusion bait.
 PUBLIC_KEY_PEM = (
@@ -87,11 +98,11 @@ class Victim:
 
 
 @pytest.fixture
-def victim(app, client, api) -> Victim:
+def victim(app: Flask, client: FlaskClient, api: Api) -> Victim:
     return Victim(app, client, api)
 
 
-def test_a_forged_token_with_the_real_key_and_all_claims_works(victim):
+def test_a_forged_token_with_the_real_key_and_all_claims_works(victim: Victim) -> None:
     """The control: every refusal below is about the one thing that differs."""
     assert victim.status(victim.login.token) == 200
     assert victim.status(victim.forge()) == 200
@@ -104,7 +115,7 @@ def test_a_forged_token_with_the_real_key_and_all_claims_works(victim):
 
 
 @database_free
-def test_alg_none_is_refused(victim):
+def test_alg_none_is_refused(victim: Victim) -> None:
     assert victim.status(jwt.encode(victim.claims(), None, algorithm="none")) == 401
     for alg in ("none", "None", "NONE", "nOnE"):
         assert victim.status(hand_made({"alg": alg, "typ": "JWT"}, victim.claims())) == 401
@@ -114,7 +125,7 @@ def test_alg_none_is_refused(victim):
 
 
 @database_free
-def test_another_hmac_algorithm_with_the_right_key_is_refused(victim):
+def test_another_hmac_algorithm_with_the_right_key_is_refused(victim: Victim) -> None:
     for alg, digest in (("HS384", "sha384"), ("HS512", "sha512")):
         header = {"alg": alg, "typ": "JWT"}
         token = hand_made(header, victim.claims(), key=victim.key, digest=digest)
@@ -122,7 +133,7 @@ def test_another_hmac_algorithm_with_the_right_key_is_refused(victim):
 
 
 @database_free
-def test_asymmetric_algorithm_names_are_refused(victim):
+def test_asymmetric_algorithm_names_are_refused(victim: Victim) -> None:
     """Key confusion: an 'RS256' token MAC'd with a public key, or with our own key."""
     for alg in ("RS256", "ES256", "PS256", "EdDSA"):
         for key in (PUBLIC_KEY_PEM, victim.key):
@@ -130,31 +141,33 @@ def test_asymmetric_algorithm_names_are_refused(victim):
 
 
 @database_free
-def test_a_public_key_used_as_the_hmac_secret_is_refused(victim):
+def test_a_public_key_used_as_the_hmac_secret_is_refused(victim: Victim) -> None:
     token = hand_made({"alg": "HS256", "typ": "JWT"}, victim.claims(), key=PUBLIC_KEY_PEM)
     assert victim.status(token) == 401
 
 
 @database_free
-def test_a_token_signed_with_another_key_is_refused(victim):
+def test_a_token_signed_with_another_key_is_refused(victim: Victim) -> None:
     assert victim.status(victim.forge(key=secrets.token_bytes(32))) == 401
 
 
 @database_free
-def test_the_raw_secret_key_does_not_sign_tokens(victim):
+def test_the_raw_secret_key_does_not_sign_tokens(victim: Victim) -> None:
     """The JWT key is derived from SECRET_KEY; SECRET_KEY itself is not the key."""
     assert victim.status(victim.forge(key=SECRET_KEY.encode())) == 401
 
 
 @database_free
-def test_the_admin_cookie_key_does_not_sign_tokens(victim):
+def test_the_admin_cookie_key_does_not_sign_tokens(victim: Victim) -> None:
     admin_key = state_of(victim.app).settings.admin_key
     assert admin_key != victim.key
     assert victim.status(victim.forge(key=admin_key)) == 401
 
 
 @database_free
-def test_a_token_from_an_app_with_another_secret_is_refused(app_factory, api, victim):
+def test_a_token_from_an_app_with_another_secret_is_refused(
+    app_factory: AppFactory, api: Api, victim: Victim
+) -> None:
     other = app_factory(EVERSHOP_CUSTOMER_JWT_SECRET="o" * 32)
     other_key = state_of(other).settings.jwt_key
     assert victim.status(victim.forge(key=other_key)) == 401
@@ -169,14 +182,14 @@ KEY_HEADERS = [
 
 
 @database_free
-def test_key_material_named_in_the_header_is_ignored(victim):
+def test_key_material_named_in_the_header_is_ignored(victim: Victim) -> None:
     """The token cannot choose its own key (ASVS 9.1.3)."""
     for header in KEY_HEADERS:
         assert victim.status(hand_made(header, victim.claims(), key=b"k" * 32)) == 401, header
         assert victim.status(hand_made(header, victim.claims(), key=b"")) == 401, header
 
 
-def test_a_tampered_payload_is_refused(api, victim):
+def test_a_tampered_payload_is_refused(api: Api, victim: Victim) -> None:
     bob = api.register("bob@example.com")
     header, _, signature = victim.login.token.split(".")
     swapped = f"{header}.{segment(victim.claims(sub=bob['uuid']))}.{signature}"
@@ -187,7 +200,7 @@ def test_a_tampered_payload_is_refused(api, victim):
 
 
 @database_free
-def test_each_missing_claim_is_refused(victim):
+def test_each_missing_claim_is_refused(victim: Victim) -> None:
     for claim in ("sub", "sid", "iat", "exp", "iss", "aud"):
         assert victim.status(victim.forge(**{claim: None})) == 401, claim
 
@@ -208,7 +221,7 @@ WRONG_CLAIMS = [
 
 
 @database_free
-def test_wrong_claim_values_are_refused(victim):
+def test_wrong_claim_values_are_refused(victim: Victim) -> None:
     for changes in WRONG_CLAIMS:
         claims = victim.claims(**changes)
         token = hand_made({"alg": "HS256", "typ": "JWT"}, claims, key=victim.key)
@@ -216,14 +229,16 @@ def test_wrong_claim_values_are_refused(victim):
 
 
 @database_free
-def test_an_expired_token_is_refused(victim):
+def test_an_expired_token_is_refused(victim: Victim) -> None:
     now = int(time.time())
     expired = victim.forge(iat=now - 7200, exp=now - LEEWAY_SECONDS - 5)
     assert victim.status(expired) == 401
     assert LEEWAY_SECONDS <= 10  # "a few seconds at most"
 
 
-def test_the_leeway_never_keeps_an_expired_session_alive(app, api, client, monkeypatch):
+def test_the_leeway_never_keeps_an_expired_session_alive(
+    app: Flask, api: Api, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A token inside the JWT leeway passes PyJWT, but its session row has expired."""
     tokens = state_of(app).tokens
     clock = state_of(app).clock
@@ -236,7 +251,7 @@ def test_the_leeway_never_keeps_an_expired_session_alive(app, api, client, monke
     assert response.status_code == 401
 
 
-def test_a_sid_of_another_customer_is_refused(api, victim):
+def test_a_sid_of_another_customer_is_refused(api: Api, victim: Victim) -> None:
     api.register("bob@example.com")
     bob = api.login("bob@example.com")
     assert victim.status(victim.forge(sid=bob.sid)) == 401
@@ -246,14 +261,14 @@ def test_a_sid_of_another_customer_is_refused(api, victim):
     assert response.status_code == 403
 
 
-def test_an_unknown_sid_is_refused(victim):
+def test_an_unknown_sid_is_refused(victim: Victim) -> None:
     assert victim.status(victim.forge(sid="00000000-0000-4000-8000-000000000000")) == 401
 
 
 # -- revocation ---------------------------------------------------------------------------
 
 
-def test_a_token_after_logout_is_refused(victim):
+def test_a_token_after_logout_is_refused(victim: Victim) -> None:
     response = victim.client.delete(
         f"/api/customers/sessions/{victim.login.sid}", headers=victim.login.headers
     )
@@ -262,7 +277,7 @@ def test_a_token_after_logout_is_refused(victim):
     assert victim.status(victim.forge()) == 401
 
 
-def test_a_token_after_a_password_change_is_refused(api, victim):
+def test_a_token_after_a_password_change_is_refused(api: Api, victim: Victim) -> None:
     other = api.login("alice@example.com")
     response = victim.client.patch(
         victim.url, json={"password": OTHER_PASSWORD}, headers=victim.login.headers
@@ -273,7 +288,7 @@ def test_a_token_after_a_password_change_is_refused(api, victim):
     assert victim.status(victim.login.token) == 200
 
 
-def test_an_admin_password_change_ends_every_session(api, victim):
+def test_an_admin_password_change_ends_every_session(api: Api, victim: Victim) -> None:
     response = victim.client.patch(
         victim.url, json={"password": OTHER_PASSWORD}, headers=api.admin_headers()
     )
@@ -281,7 +296,7 @@ def test_an_admin_password_change_ends_every_session(api, victim):
     assert victim.status(victim.login.token) == 401
 
 
-def test_a_token_after_disable_is_refused_and_stays_refused(api, victim):
+def test_a_token_after_disable_is_refused_and_stays_refused(api: Api, victim: Victim) -> None:
     admin = api.admin_headers()
     response = victim.client.patch(victim.url, json={"status": 0}, headers=admin)
     assert response.status_code == 200
@@ -293,7 +308,7 @@ def test_a_token_after_disable_is_refused_and_stays_refused(api, victim):
 
 
 @pytest.mark.parametrize("by", ["admin", "self"])
-def test_a_token_after_delete_is_refused(api, victim, by):
+def test_a_token_after_delete_is_refused(api: Api, victim: Victim, by: Any) -> None:
     other = api.login("alice@example.com")
     headers = api.admin_headers() if by == "admin" else victim.login.headers
     assert victim.client.delete(victim.url, headers=headers).status_code == 200
@@ -319,7 +334,7 @@ def test_a_token_after_delete_is_refused(api, victim, by):
 
 
 @database_free
-def test_a_token_in_the_query_string_is_ignored(victim):
+def test_a_token_in_the_query_string_is_ignored(victim: Victim) -> None:
     for name in ("token", "access_token", "jwt", "authorization"):
         query = {name: victim.login.token}
         response = victim.client.patch(victim.url, json={}, query_string=query)
@@ -327,12 +342,14 @@ def test_a_token_in_the_query_string_is_ignored(victim):
 
 
 @database_free
-def test_a_token_in_the_body_is_ignored(victim):
+def test_a_token_in_the_body_is_ignored(victim: Victim) -> None:
     response = victim.client.patch(victim.url, json={"token": victim.login.token})
     assert response.status_code == 401
 
 
-def test_an_admin_cookie_value_is_not_a_token_and_a_token_is_not_an_admin_cookie(api, victim):
+def test_an_admin_cookie_value_is_not_a_token_and_a_token_is_not_an_admin_cookie(
+    api: Api, victim: Victim
+) -> None:
     admin_value = api.admin_headers()["Cookie"].partition("=")[2]
     assert victim.status(admin_value) == 401
     response = victim.client.patch(
@@ -360,7 +377,7 @@ JUNK_AUTHORIZATION = [
 
 
 @database_free
-def test_junk_authorization_headers_are_401_never_500(victim):
+def test_junk_authorization_headers_are_401_never_500(victim: Victim) -> None:
     for header in JUNK_AUTHORIZATION:
         response = victim.client.patch(victim.url, json={}, headers={"Authorization": header})
         assert response.status_code == 401, header[:40]
@@ -368,7 +385,7 @@ def test_junk_authorization_headers_are_401_never_500(victim):
 
 
 @database_free
-def test_a_junk_token_cookie_is_401(victim):
+def test_a_junk_token_cookie_is_401(victim: Victim) -> None:
     for value in ("A" * 4000, "a.b.c", victim.login.token[:-4] + "AAAA"):
         response = victim.client.patch(victim.url, json={}, headers={"Cookie": f"token={value}"})
         assert response.status_code == 401
@@ -389,12 +406,12 @@ def test_a_junk_token_cookie_is_401(victim):
         {},
     ],
 )
-def test_a_secret_shorter_than_32_bytes_refuses_to_start(config):
+def test_a_secret_shorter_than_32_bytes_refuses_to_start(config: Any) -> None:
     with pytest.raises(ConfigurationError, match="32 bytes|JWT_SECRET or SECRET_KEY"):
         start_app(**{"SECRET_KEY": None, **config})
 
 
-def test_a_32_byte_secret_starts_and_keys_differ_per_secret():
+def test_a_32_byte_secret_starts_and_keys_differ_per_secret() -> None:
     first = start_app(EVERSHOP_CUSTOMER_JWT_SECRET="s" * 32)
     second = start_app(EVERSHOP_CUSTOMER_JWT_SECRET=b"t" * 32)
     keys = {state_of(app).settings.jwt_key for app in (first, second)}
@@ -403,7 +420,7 @@ def test_a_32_byte_secret_starts_and_keys_differ_per_secret():
 
 
 @database_free
-def test_tokens_carry_nothing_personal(api, victim):
+def test_tokens_carry_nothing_personal(api: Api, victim: Victim) -> None:
     claims = jwt.decode(victim.login.token, options={"verify_signature": False})
     assert set(claims) == {"sub", "sid", "iat", "exp", "iss", "aud"}
     text = json.dumps(claims)
@@ -411,7 +428,9 @@ def test_tokens_carry_nothing_personal(api, victim):
     assert jwt.get_unverified_header(victim.login.token) == {"alg": "HS256", "typ": "JWT"}
 
 
-def test_responses_carrying_a_token_or_personal_data_are_never_stored(api, client):
+def test_responses_carrying_a_token_or_personal_data_are_never_stored(
+    api: Api, client: FlaskClient
+) -> None:
     """RFC 8725 and OWASP's session cheat sheet: a token must not linger in a cache."""
     data = api.register("cache@example.com")
     login = client.post(

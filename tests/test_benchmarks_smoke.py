@@ -29,7 +29,7 @@ EXPECTED = [
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="gunicorn needs a POSIX system")
-def test_a_tiny_benchmark_run(tmp_path):
+def test_a_tiny_benchmark_run(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "EVERSHOP_"))}
     completed = subprocess.run(

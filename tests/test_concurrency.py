@@ -13,13 +13,22 @@ import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from .conftest import CHEAP_HASH, SECRET_KEY, Api, CheckedClient, table_contents
+from .conftest import (
+    CHEAP_HASH,
+    SECRET_KEY,
+    Api,
+    AppFactory,
+    CheckedClient,
+    Database,
+    table_contents,
+)
 
 #: Seconds any thread may wait at a barrier or to finish; a hang fails instead.
 TIMEOUT = 60
@@ -31,7 +40,9 @@ DELETE_SESSIONS = re.compile(r"\s*DELETE FROM evershop_customer_session\b", re.I
 
 
 @pytest.fixture
-def race_app(database, app_factory, tmp_path, monkeypatch) -> Iterator[Flask]:
+def race_app(
+    database: Database, app_factory: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Flask]:
     """The app under test: the usual one on the servers, the example app on SQLite."""
     if database.backend != "sqlite":
         yield app_factory()
@@ -131,7 +142,7 @@ def customers(app: Flask) -> list[dict[str, Any]]:
     return table_contents(app)["evershop_customer"]
 
 
-def test_concurrent_registrations_of_one_email_make_one_customer(race_app):
+def test_concurrent_registrations_of_one_email_make_one_customer(race_app: Flask) -> None:
     emails = case_variants("racer@example.com", RACERS)
 
     def register(email: str) -> Callable[[Any], Any]:
@@ -155,7 +166,7 @@ def test_concurrent_registrations_of_one_email_make_one_customer(race_app):
     assert (rows[0]["uuid"], rows[0]["email"]) == (winner["uuid"], winner["email"])
 
 
-def test_two_updates_racing_onto_one_email_move_only_one(race_app):
+def test_two_updates_racing_onto_one_email_move_only_one(race_app: Flask) -> None:
     api = Api(race_app, race_app.test_client(use_cookies=False))
     first, second = api.register("first@example.com"), api.register("second@example.com")
     logins = [api.login("first@example.com"), api.login("second@example.com")]
@@ -185,7 +196,7 @@ def _customer_row(app: Flask, uuid: str) -> dict[str, Any]:
     return row
 
 
-def test_concurrent_patches_without_if_match_lose_nothing(race_app):
+def test_concurrent_patches_without_if_match_lose_nothing(race_app: Flask) -> None:
     api = Api(race_app, race_app.test_client(use_cookies=False))
     customer = api.register("both@example.com", full_name="Before")
     login = api.login("both@example.com")
@@ -212,7 +223,7 @@ def test_concurrent_patches_without_if_match_lose_nothing(race_app):
     ]
 
 
-def test_concurrent_patches_with_the_same_if_match_one_wins(race_app):
+def test_concurrent_patches_with_the_same_if_match_one_wins(race_app: Flask) -> None:
     api = Api(race_app, race_app.test_client(use_cookies=False))
     created = api.client.post(
         "/api/customers",
@@ -239,7 +250,7 @@ def test_concurrent_patches_with_the_same_if_match_one_wins(race_app):
     assert (row["full_name"], row["version"]) == (accepted["full_name"], 2)
 
 
-def test_a_patch_racing_a_delete_ends_in_one_of_the_serial_orders(race_app):
+def test_a_patch_racing_a_delete_ends_in_one_of_the_serial_orders(race_app: Flask) -> None:
     api = Api(race_app, race_app.test_client(use_cookies=False))
     customer = api.register("gone@example.com")
     login = api.login("gone@example.com")

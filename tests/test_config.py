@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from flask_evershop_customer import ConfigurationError
@@ -26,7 +28,7 @@ CONTRACT = {
 }
 
 
-def test_every_contract_key_has_its_default():
+def test_every_contract_key_has_its_default() -> None:
     for key, value in CONTRACT.items():
         assert DEFAULTS[key] == value, key
     app = start_app()
@@ -34,11 +36,11 @@ def test_every_contract_key_has_its_default():
         assert app.config[key] == value, key
 
 
-def test_the_admin_cookie_lifetime_defaults_to_a_day():
+def test_the_admin_cookie_lifetime_defaults_to_a_day() -> None:
     assert start_app().config["EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME"] == 86400
 
 
-def test_host_values_are_kept():
+def test_host_values_are_kept() -> None:
     app = start_app(EVERSHOP_CUSTOMER_TOKEN_LIFETIME=3600, EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH=12)
     settings = state_of(app).settings
     assert settings.token_lifetime == 3600
@@ -74,27 +76,27 @@ def test_host_values_are_kept():
         ("EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW", 0),
     ],
 )
-def test_bad_values_fail_at_start_naming_the_key(key, value):
+def test_bad_values_fail_at_start_naming_the_key(key: Any, value: Any) -> None:
     with pytest.raises(ConfigurationError, match=key):
         start_app(**{key: value})
 
 
-def test_no_secret_at_all_refuses_to_start():
+def test_no_secret_at_all_refuses_to_start() -> None:
     with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_JWT_SECRET or SECRET_KEY"):
         start_app(SECRET_KEY=None)
 
 
-def test_a_short_secret_key_refuses_to_start():
+def test_a_short_secret_key_refuses_to_start() -> None:
     with pytest.raises(ConfigurationError, match="SECRET_KEY must be at least 32 bytes"):
         start_app(SECRET_KEY="dev")
 
 
-def test_a_jwt_secret_replaces_the_secret_key():
+def test_a_jwt_secret_replaces_the_secret_key() -> None:
     app = start_app(SECRET_KEY="dev", EVERSHOP_CUSTOMER_JWT_SECRET="j" * 32)
     assert state_of(app).settings.jwt_key
 
 
-def test_throttling_keys_accept_zero_to_turn_it_off():
+def test_throttling_keys_accept_zero_to_turn_it_off() -> None:
     app = start_app(
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=0
     )
@@ -102,7 +104,7 @@ def test_throttling_keys_accept_zero_to_turn_it_off():
     assert settings.login_max_failures == 0 and settings.login_max_failures_per_ip == 0
 
 
-def test_the_weak_hash_switch_allows_a_cheap_method():
+def test_the_weak_hash_switch_allows_a_cheap_method() -> None:
     app = start_app(
         EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD="pbkdf2:sha256:1",
         EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH=True,
@@ -119,12 +121,12 @@ def test_the_weak_hash_switch_allows_a_cheap_method():
         ("pbkdf2:sha512:210000", "pbkdf2:sha512:210000"),
     ],
 )
-def test_methods_at_the_floor_are_accepted(method, normalized):
+def test_methods_at_the_floor_are_accepted(method: Any, normalized: Any) -> None:
     app = start_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
     assert state_of(app).settings.password_hash_method == normalized
 
 
-def test_secure_cookies_by_default_outside_debug_and_testing():
+def test_secure_cookies_by_default_outside_debug_and_testing() -> None:
     assert state_of(start_app()).settings.cookie_secure is True
     assert state_of(start_app(TESTING=True)).settings.cookie_secure is False
     forced = start_app(TESTING=True, EVERSHOP_CUSTOMER_COOKIE_SECURE=True)

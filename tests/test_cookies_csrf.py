@@ -8,12 +8,15 @@ a cookie-authenticated POST with a body must be JSON; bearer requests need no ch
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from flask import jsonify
+from flask import Flask, jsonify
+from flask.testing import FlaskClient
 
 from flask_evershop_customer import customer_required
 
-from .conftest import PASSWORD, Api, customers, database_free, state_of
+from .conftest import PASSWORD, Api, AppFactory, customers, database_free, state_of
 
 FOREIGN_ORIGINS = [
     "https://evil.example",
@@ -80,7 +83,7 @@ def all_cookies(app) -> list[tuple[str, str, dict[str, str]]]:
         ({"TESTING": False, "EVERSHOP_CUSTOMER_COOKIE_SECURE": False}, False),
     ],
 )
-def test_cookie_attributes(app_factory, config, secure):
+def test_cookie_attributes(app_factory: AppFactory, config: Any, secure: Any) -> None:
     app = app_factory(**config)
     cookies = all_cookies(app)
     assert [name for name, _, _ in cookies] == ["token", "token", "asid", "asid"]
@@ -96,7 +99,7 @@ def test_cookie_attributes(app_factory, config, secure):
     assert cookies[2][2]["max-age"] == "86400" and cookies[3][2]["max-age"] == "0"
 
 
-def test_cookie_names_can_take_the_host_prefix(app_factory):
+def test_cookie_names_can_take_the_host_prefix(app_factory: AppFactory) -> None:
     """ASVS 5.0 3.3.1/3.3.3: '__Host-' names work (Secure, Path=/, no Domain)."""
     app = app_factory(
         EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME="__Host-token",
@@ -124,7 +127,7 @@ def test_cookie_names_can_take_the_host_prefix(app_factory):
     assert response.get_json()["data"]["status"] == 0
 
 
-def test_a_failed_login_sets_no_cookie(api, client):
+def test_a_failed_login_sets_no_cookie(api: Api, client: FlaskClient) -> None:
     api.register("c@example.com")
     response = client.post(
         "/api/customers/sessions", json={"email": "c@example.com", "password": "nope nope"}
@@ -160,7 +163,7 @@ class Browser:
 
 
 @pytest.fixture
-def browser(app, api) -> Browser:
+def browser(app: Flask, api: Api) -> Browser:
     return Browser(app, api)
 
 
@@ -174,7 +177,7 @@ def refused_403(response):
     }
 
 
-def test_cookie_writes_from_another_origin_are_refused(browser):
+def test_cookie_writes_from_another_origin_are_refused(browser: Browser) -> None:
     for origin in FOREIGN_ORIGINS:
         headers = {"Origin": origin}
         refused_403(browser.client.patch(browser.url, json={"full_name": "X"}, headers=headers))
@@ -186,7 +189,7 @@ def test_cookie_writes_from_another_origin_are_refused(browser):
     assert browser.alive()
 
 
-def test_sec_fetch_site_cross_site_is_refused_without_origin(browser):
+def test_sec_fetch_site_cross_site_is_refused_without_origin(browser: Browser) -> None:
     headers = {"Sec-Fetch-Site": "cross-site"}
     refused_403(browser.client.patch(browser.url, json={"full_name": "X"}, headers=headers))
     refused_403(browser.client.post(f"/api/customers/sessions/{browser.sid}", headers=headers))
@@ -204,7 +207,7 @@ SAME_ORIGIN_HEADERS = [
 ]
 
 
-def test_same_origin_cookie_writes_pass(browser):
+def test_same_origin_cookie_writes_pass(browser: Browser) -> None:
     for number, headers in enumerate(SAME_ORIGIN_HEADERS):
         name = f"Renamed {number}"
         response = browser.client.patch(browser.url, json={"full_name": name}, headers=headers)
@@ -212,12 +215,12 @@ def test_same_origin_cookie_writes_pass(browser):
         assert response.get_json()["data"]["full_name"] == name
 
 
-def test_origin_wins_over_sec_fetch_site(browser):
+def test_origin_wins_over_sec_fetch_site(browser: Browser) -> None:
     headers = {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}
     refused_403(browser.client.patch(browser.url, json={"full_name": "X"}, headers=headers))
 
 
-def test_the_admin_cookie_is_checked_too(app, api):
+def test_the_admin_cookie_is_checked_too(app: Flask, api: Api) -> None:
     add_admin_routes(app)
     target = api.register("t@example.com")
     admin = app.test_client()
@@ -229,7 +232,7 @@ def test_the_admin_cookie_is_checked_too(app, api):
     assert response.get_json()["data"]["status"] == 1
 
 
-def test_bearer_requests_need_no_origin_check(api, client):
+def test_bearer_requests_need_no_origin_check(api: Api, client: FlaskClient) -> None:
     data = api.register("m@example.com")
     login = api.login("m@example.com")
     headers = {**login.headers, "Origin": "https://app.example", "Sec-Fetch-Site": "cross-site"}
@@ -241,7 +244,9 @@ def test_bearer_requests_need_no_origin_check(api, client):
     assert response.status_code == 200
 
 
-def test_a_bearer_token_from_another_origin_wins_over_the_cookie(browser, api):
+def test_a_bearer_token_from_another_origin_wins_over_the_cookie(
+    browser: Browser, api: Api
+) -> None:
     """A request that carries both is judged by the bearer token, which a forging site
     cannot attach without a CORS preflight."""
     api.register("other@example.com")
@@ -264,7 +269,7 @@ NON_JSON_BODIES = [
 ]
 
 
-def test_a_cookie_post_or_patch_with_a_non_json_body_is_refused(browser):
+def test_a_cookie_post_or_patch_with_a_non_json_body_is_refused(browser: Browser) -> None:
     for content_type, body in NON_JSON_BODIES:
         logout = browser.client.post(
             f"/api/customers/sessions/{browser.sid}", data=body, content_type=content_type
@@ -276,7 +281,7 @@ def test_a_cookie_post_or_patch_with_a_non_json_body_is_refused(browser):
     assert browser.alive()
 
 
-def test_a_form_cannot_log_a_browser_in(api, app):
+def test_a_form_cannot_log_a_browser_in(api: Api, app: Flask) -> None:
     """Login CSRF: a cross-site HTML form (or a CORS-safelisted fetch) can only send
     form or text bodies, and login takes JSON only, so no cookie is planted."""
     api.register("victim@example.com")
@@ -295,7 +300,7 @@ def test_a_form_cannot_log_a_browser_in(api, app):
         assert "Set-Cookie" not in response.headers
 
 
-def test_the_body_less_cookie_logout_of_the_docs_works(browser):
+def test_the_body_less_cookie_logout_of_the_docs_works(browser: Browser) -> None:
     response = browser.client.post(f"/api/customers/sessions/{browser.sid}")
     assert response.status_code == 200
     assert not browser.alive()
@@ -304,7 +309,7 @@ def test_the_body_less_cookie_logout_of_the_docs_works(browser):
 # -- logout is never a GET ----------------------------------------------------------------------
 
 
-def test_logout_is_never_a_safe_method(browser):
+def test_logout_is_never_a_safe_method(browser: Browser) -> None:
     for method in ("get", "head"):
         for url in (
             f"/api/customers/sessions/{browser.sid}",
@@ -317,7 +322,7 @@ def test_logout_is_never_a_safe_method(browser):
     assert browser.alive()
 
 
-def test_a_method_override_header_is_ignored(browser):
+def test_a_method_override_header_is_ignored(browser: Browser) -> None:
     for name in ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"):
         response = browser.client.get(
             f"/api/customers/sessions/{browser.sid}", headers={name: "DELETE"}
@@ -347,7 +352,7 @@ def end_elsewhere(browser: Browser) -> None:
     assert response.status_code == 200
 
 
-def test_logging_out_of_a_session_that_ended_elsewhere_succeeds(browser):
+def test_logging_out_of_a_session_that_ended_elsewhere_succeeds(browser: Browser) -> None:
     """EverShop's account page logs out with the cookie and shows any error: a session
     ended by another device must not leave the customer stuck."""
     end_elsewhere(browser)
@@ -357,7 +362,7 @@ def test_logging_out_of_a_session_that_ended_elsewhere_succeeds(browser):
     assert browser.client.get_cookie("token") is None
 
 
-def test_only_one_own_ended_session_is_a_logout_that_succeeds(browser, api):
+def test_only_one_own_ended_session_is_a_logout_that_succeeds(browser: Browser, api: Api) -> None:
     end_elsewhere(browser)
     others = [f"/api/customers/sessions/{browser.customer['uuid']}"]
     others.append(f"/api/customers/sessions/{browser.sid},{api.login('b@example.com').sid}")
@@ -369,7 +374,7 @@ def test_only_one_own_ended_session_is_a_logout_that_succeeds(browser, api):
 
 
 @pytest.fixture
-def account_route(app):
+def account_route(app: Flask) -> None:
     """A host route behind ``customer_required`` (added before any request)."""
 
     @app.get("/account")
@@ -378,7 +383,7 @@ def account_route(app):
         return jsonify({"ok": True})
 
 
-def test_a_401_to_a_refused_token_cookie_clears_it(account_route, browser):
+def test_a_401_to_a_refused_token_cookie_clears_it(account_route: None, browser: Browser) -> None:
     end_elsewhere(browser)
     for method, url in (("patch", browser.url), ("get", "/account")):
         browser.client.set_cookie("token", browser.token)
@@ -389,7 +394,7 @@ def test_a_401_to_a_refused_token_cookie_clears_it(account_route, browser):
 
 
 @database_free
-def test_a_401_keeps_a_cookie_it_did_not_judge(browser):
+def test_a_401_keeps_a_cookie_it_did_not_judge(browser: Browser) -> None:
     """A bad bearer token is refused; the cookie beside it was never looked at."""
     response = browser.client.patch(
         browser.url, json={}, headers={"Authorization": "Bearer not-a-token"}
@@ -398,7 +403,9 @@ def test_a_401_keeps_a_cookie_it_did_not_judge(browser):
 
 
 @pytest.mark.parametrize("action", ["logout", "disable", "password"])
-def test_an_admin_ending_the_session_of_the_token_cookie_sent_clears_it(browser, api, action):
+def test_an_admin_ending_the_session_of_the_token_cookie_sent_clears_it(
+    browser: Browser, api: Api, action: Any
+) -> None:
     admin = api.admin_headers()["Cookie"].split("=", 1)[1]
     browser.client.set_cookie("asid", admin)
     if action == "logout":
@@ -410,14 +417,18 @@ def test_an_admin_ending_the_session_of_the_token_cookie_sent_clears_it(browser,
     assert token_cleared(response)
 
 
-def test_an_admin_write_that_leaves_the_token_cookie_alive_keeps_it(browser, api):
+def test_an_admin_write_that_leaves_the_token_cookie_alive_keeps_it(
+    browser: Browser, api: Api
+) -> None:
     admin = api.admin_headers()["Cookie"].split("=", 1)[1]
     browser.client.set_cookie("asid", admin)
     response = browser.client.patch(browser.url, json={"full_name": "Renamed By Admin"})
     assert response.status_code == 200 and not token_cleared(response)
 
 
-def test_a_bearer_logout_leaves_a_cookie_of_another_live_session(api, client):
+def test_a_bearer_logout_leaves_a_cookie_of_another_live_session(
+    api: Api, client: FlaskClient
+) -> None:
     """Only the browser's own session, ended, clears its cookie."""
     api.register("alice@example.com")
     old, live = api.login("alice@example.com"), api.login("alice@example.com")

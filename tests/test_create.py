@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
-from .conftest import PASSWORD, database_free
+from .conftest import PASSWORD, Api, AppFactory, database_free
 
 UUID = re.compile(r"[0-9a-f]{32}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
-def test_create_returns_the_customer_with_links(client):
+def test_create_returns_the_customer_with_links(client: FlaskClient) -> None:
     response = client.post(
         "/api/customers",
         json={"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice Example"},
@@ -50,7 +52,7 @@ def test_create_returns_the_customer_with_links(client):
 
 
 @pytest.mark.parametrize(("sent", "stored"), [(0, 0), (1, 1), ("0", 0), ("1", 1)])
-def test_status_is_honoured(client, sent, stored):
+def test_status_is_honoured(client: FlaskClient, sent: Any, stored: Any) -> None:
     response = client.post(
         "/api/customers",
         json={"email": "s@example.com", "password": PASSWORD, "full_name": "S", "status": sent},
@@ -59,7 +61,7 @@ def test_status_is_honoured(client, sent, stored):
     assert response.get_json()["data"]["status"] == stored
 
 
-def test_uuids_are_random(api):
+def test_uuids_are_random(api: Api) -> None:
     first, second = api.register(), api.register()
     assert first["uuid"] != second["uuid"]
     assert first["customer_id"] != second["customer_id"]
@@ -68,7 +70,7 @@ def test_uuids_are_random(api):
 @pytest.mark.parametrize(
     "email", ["alice@example.com", "ALICE@example.com", "Alice@Example.COM", "alice@EXAMPLE.com"]
 )
-def test_duplicate_email_in_any_case_is_409(api, client, email):
+def test_duplicate_email_in_any_case_is_409(api: Api, client: FlaskClient, email: Any) -> None:
     api.register("alice@example.com")
     response = client.post(
         "/api/customers", json={"email": email, "password": PASSWORD, "full_name": "Again"}
@@ -77,7 +79,7 @@ def test_duplicate_email_in_any_case_is_409(api, client, email):
     assert response.get_json() == {"error": {"status": 409, "message": "Email is already used"}}
 
 
-def test_unknown_and_read_only_fields_are_ignored(client):
+def test_unknown_and_read_only_fields_are_ignored(client: FlaskClient) -> None:
     response = client.post(
         "/api/customers",
         json={
@@ -178,7 +180,7 @@ VALIDATION_CASES = [
 
 @database_free
 @pytest.mark.parametrize(("body", "message"), VALIDATION_CASES)
-def test_validation_errors_name_the_field(client, body, message):
+def test_validation_errors_name_the_field(client: FlaskClient, body: Any, message: Any) -> None:
     response = client.post("/api/customers", json=body)
     assert response.status_code == 400
     assert response.get_json() == {"error": {"status": 400, "message": message}}
@@ -186,14 +188,14 @@ def test_validation_errors_name_the_field(client, body, message):
 
 @database_free
 @pytest.mark.parametrize("body", ["[1, 2]", '"abc"', "5", "null", "true"])
-def test_body_must_be_an_object(client, body):
+def test_body_must_be_an_object(client: FlaskClient, body: Any) -> None:
     response = client.post("/api/customers", data=body, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["error"]["message"] == "Request data must be object"
 
 
 @database_free
-def test_empty_body_is_an_empty_object(client):
+def test_empty_body_is_an_empty_object(client: FlaskClient) -> None:
     response = client.post("/api/customers", data=b"", content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["error"]["message"] == (
@@ -201,7 +203,7 @@ def test_empty_body_is_an_empty_object(client):
     )
 
 
-def test_a_failed_create_stores_nothing(api, client):
+def test_a_failed_create_stores_nothing(api: Api, client: FlaskClient) -> None:
     client.post(
         "/api/customers", json={"email": "x@example.com", "password": "short", "full_name": "X"}
     )
@@ -212,7 +214,7 @@ def test_a_failed_create_stores_nothing(api, client):
     api.register("x@example.com")
 
 
-def test_registration_closed_needs_an_admin(app_factory):
+def test_registration_closed_needs_an_admin(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_ALLOW_REGISTRATION=False)
     client = app.test_client(use_cookies=False)
     body = {"email": "closed@example.com", "password": PASSWORD, "full_name": "Closed"}
@@ -240,7 +242,9 @@ def test_registration_closed_needs_an_admin(app_factory):
         ("zoe@example.com", "zoe@ＥＸＡＭＰＬＥ.com"),  # in the domain too
     ],
 )
-def test_compatibility_forms_of_an_email_are_one_customer(api, client, first, second):
+def test_compatibility_forms_of_an_email_are_one_customer(
+    api: Api, client: FlaskClient, first: Any, second: Any
+) -> None:
     api.register(first)
     body = {"email": second, "password": PASSWORD, "full_name": "Twin"}
     response = client.post("/api/customers", json=body)
@@ -250,14 +254,16 @@ def test_compatibility_forms_of_an_email_are_one_customer(api, client, first, se
     assert login.status_code == 200
 
 
-def test_a_confusable_letter_of_another_script_is_another_address(api, client):
+def test_a_confusable_letter_of_another_script_is_another_address(
+    api: Api, client: FlaskClient
+) -> None:
     """A Cyrillic о is not a Latin o: two mailboxes, two customers (SECURITY.md)."""
     latin = api.register("zoe@example.com")
     cyrillic = api.register("z\u043ee@example.com")
     assert latin["uuid"] != cyrillic["uuid"]
 
 
-def test_unlock_takes_any_form_of_the_email(app_factory):
+def test_unlock_takes_any_form_of_the_email(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=1)
     client = app.test_client(use_cookies=False)
     wrong = {"email": "zoe@example.com", "password": "a wrong password"}
@@ -269,7 +275,7 @@ def test_unlock_takes_any_form_of_the_email(app_factory):
 
 
 @database_free
-def test_an_email_whose_folded_form_is_too_long_is_refused(client):
+def test_an_email_whose_folded_form_is_too_long_is_refused(client: FlaskClient) -> None:
     email = "ß" * 60 + "@" + "d" * 60 + "." + "e" * 60 + "." + "f" * 60 + ".com"
     body = {"email": email, "password": PASSWORD, "full_name": "Long"}
     response = client.post("/api/customers", json=body)

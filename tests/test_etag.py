@@ -4,10 +4,13 @@ version applies only to that one (412 otherwise, and nothing changes)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
-from .conftest import OTHER_PASSWORD, PASSWORD, count_statements, table_contents
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, count_statements, table_contents
 
 STALE_MESSAGE = "The customer was changed by another request; fetch it again"
 STALE = {"error": {"status": 412, "message": STALE_MESSAGE}}
@@ -17,7 +20,7 @@ def tag(uuid: str, version: int) -> str:
     return f'"{uuid}.{version}"'
 
 
-def test_every_customer_response_carries_its_etag(api, client):
+def test_every_customer_response_carries_its_etag(api: Api, client: FlaskClient) -> None:
     body = {"email": "alice@example.com", "password": PASSWORD, "full_name": "A"}
     created = client.post("/api/customers", json=body)
     data, login = created.get_json()["data"], api.login("alice@example.com")
@@ -35,7 +38,9 @@ def test_every_customer_response_carries_its_etag(api, client):
     assert deleted.headers["ETag"] == tag(data["uuid"], 3)
 
 
-def test_responses_without_a_customer_have_no_etag(api, client, alice, alice_login):
+def test_responses_without_a_customer_have_no_etag(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     assert "ETag" not in client.patch(url, json={"email": "bad"}, headers=login.headers).headers
@@ -47,7 +52,9 @@ def test_responses_without_a_customer_have_no_etag(api, client, alice, alice_log
     assert "ETag" not in login_response.headers
 
 
-def test_patch_with_the_current_tag_applies(client, alice, alice_login):
+def test_patch_with_the_current_tag_applies(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, etag, login = alice, tag(alice["uuid"], 1), alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}",
@@ -59,7 +66,9 @@ def test_patch_with_the_current_tag_applies(client, alice, alice_login):
     assert response.headers["ETag"] == tag(data["uuid"], 2)
 
 
-def test_delete_with_the_current_tag_applies(app, client, alice, alice_login):
+def test_delete_with_the_current_tag_applies(
+    app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, etag, login = alice, tag(alice["uuid"], 1), alice_login
     response = client.delete(
         f"/api/customers/{data['uuid']}", headers={**login.headers, "If-Match": etag}
@@ -69,7 +78,9 @@ def test_delete_with_the_current_tag_applies(app, client, alice, alice_login):
 
 
 @pytest.mark.parametrize("method", ["patch", "delete"])
-def test_star_matches_any_version(client, alice, alice_login, method):
+def test_star_matches_any_version(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login, method: Any
+) -> None:
     data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "V2"}, headers=login.headers).status_code == 200
@@ -78,7 +89,9 @@ def test_star_matches_any_version(client, alice, alice_login, method):
     assert response.status_code == 200
 
 
-def test_one_matching_tag_in_a_list_is_enough(api, client, alice, alice_login):
+def test_one_matching_tag_in_a_list_is_enough(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, etag, login = alice, tag(alice["uuid"], 1), alice_login
     other = api.register("bob@example.com")
     response = client.patch(
@@ -100,7 +113,9 @@ def _refused(app, client, method, url, headers, **kwargs):
 
 
 @pytest.mark.parametrize("method", ["patch", "delete"])
-def test_a_stale_tag_is_refused_and_nothing_changes(app, client, alice, alice_login, method):
+def test_a_stale_tag_is_refused_and_nothing_changes(
+    app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login, method: Any
+) -> None:
     data, stale, login = alice, tag(alice["uuid"], 1), alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
@@ -123,7 +138,14 @@ FOREIGN_OR_MALFORMED = [
 
 
 @pytest.mark.parametrize("method", ["patch", "delete"])
-def test_a_foreign_or_malformed_tag_is_refused(api, app, client, alice, alice_login, method):
+def test_a_foreign_or_malformed_tag_is_refused(
+    api: Api,
+    app: Flask,
+    client: FlaskClient,
+    alice: dict[str, Any],
+    alice_login: Login,
+    method: Any,
+) -> None:
     data, login = alice, alice_login
     other = api.register("bob@example.com")
     kwargs = {"json": {"full_name": "Nope"}} if method == "patch" else {}
@@ -133,14 +155,18 @@ def test_a_foreign_or_malformed_tag_is_refused(api, app, client, alice, alice_lo
         _refused(app, client, method, url, {**login.headers, "If-Match": value}, **kwargs)
 
 
-def test_a_stale_tag_is_refused_even_for_an_empty_patch(app, client, alice, alice_login):
+def test_a_stale_tag_is_refused_even_for_an_empty_patch(
+    app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, stale, login = alice, tag(alice["uuid"], 1), alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
     _refused(app, client, "patch", url, {**login.headers, "If-Match": stale}, json={})
 
 
-def test_a_stale_tag_from_an_admin_is_refused_too(api, app, client, alice, alice_login):
+def test_a_stale_tag_from_an_admin_is_refused_too(
+    api: Api, app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, stale, login = alice, tag(alice["uuid"], 1), alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"full_name": "Newer"}, headers=login.headers).status_code == 200
@@ -149,7 +175,9 @@ def test_a_stale_tag_from_an_admin_is_refused_too(api, app, client, alice, alice
     _refused(app, client, "delete", url, headers)
 
 
-def test_without_if_match_a_patch_writes_only_the_fields_it_names(app, client, alice, alice_login):
+def test_without_if_match_a_patch_writes_only_the_fields_it_names(
+    app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     with count_statements(app) as counter:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib
 import io
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from .conftest import CHEAP_HASH, PASSWORD, state_of
 
@@ -19,7 +22,7 @@ FAST = {
 
 
 @pytest.fixture
-def instance(tmp_path, monkeypatch):
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the example's instance folder at a temporary one."""
     monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(tmp_path))
     for key in ("FLASK_SECRET_KEY", "FLASK_EXAMPLE_ADMIN_EMAIL", "FLASK_EXAMPLE_ADMIN_PASSWORD"):
@@ -27,12 +30,14 @@ def instance(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_importing_the_module_creates_no_app():
+def test_importing_the_module_creates_no_app() -> None:
     module = importlib.import_module("examples.app")
     assert not any(isinstance(value, Flask) for value in vars(module).values())
 
 
-def test_defaults_sqlite_in_the_instance_folder_and_generated_admin(instance, capsys):
+def test_defaults_sqlite_in_the_instance_folder_and_generated_admin(
+    instance: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from examples.app import create_app
 
     app = create_app(FAST)
@@ -49,7 +54,7 @@ def test_defaults_sqlite_in_the_instance_folder_and_generated_admin(instance, ca
     assert again.config["EXAMPLE_ADMIN_PASSWORD"] == password
 
 
-def test_the_schema_is_brought_up_to_date_and_the_api_works(instance):
+def test_the_schema_is_brought_up_to_date_and_the_api_works(instance: Path) -> None:
     from examples.app import create_app
 
     client = create_app(FAST).test_client(use_cookies=False)
@@ -60,7 +65,7 @@ def test_the_schema_is_brought_up_to_date_and_the_api_works(instance):
     assert login.status_code == 200
 
 
-def test_admin_login_sets_the_admin_cookie(instance):
+def test_admin_login_sets_the_admin_cookie(instance: Path) -> None:
     from examples.app import create_app
 
     app = create_app(
@@ -86,7 +91,7 @@ def test_admin_login_sets_the_admin_cookie(instance):
     assert client.patch(f"/api/customers/{created['uuid']}", json={}).status_code == 401
 
 
-def test_a_cookie_for_another_admin_id_is_refused(instance):
+def test_a_cookie_for_another_admin_id_is_refused(instance: Path) -> None:
     from examples.app import create_app
 
     app = create_app(FAST)
@@ -102,7 +107,9 @@ def test_a_cookie_for_another_admin_id_is_refused(instance):
     assert response.status_code == 401
 
 
-def test_environment_variables_and_test_config(instance, monkeypatch, tmp_path):
+def test_environment_variables_and_test_config(
+    instance: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from examples.app import create_app
 
     monkeypatch.setenv("FLASK_EXAMPLE_ADMIN_EMAIL", "env@example.com")
@@ -115,7 +122,7 @@ def test_environment_variables_and_test_config(instance, monkeypatch, tmp_path):
     assert (tmp_path / "other.sqlite").exists()
 
 
-def test_sqlite_waits_for_locks_in_wal_mode(instance):
+def test_sqlite_waits_for_locks_in_wal_mode(instance: Path) -> None:
     from examples.app import create_app, db
 
     app = create_app(FAST)
@@ -132,7 +139,7 @@ WRONG = {"email": "boss@example.com", "password": "nope"}
 
 
 @pytest.fixture
-def admin_app(instance):
+def admin_app(instance: Path) -> Flask:
     from examples.app import create_app
 
     return create_app(
@@ -141,7 +148,7 @@ def admin_app(instance):
 
 
 @pytest.fixture
-def admin_client(admin_app):
+def admin_client(admin_app: Flask) -> FlaskClient:
     return admin_app.test_client()
 
 
@@ -165,7 +172,9 @@ def over_limit_body(app):
     return body[:-2] + b"x" * (limit + 1 - len(body)) + b'"}'
 
 
-def test_admin_login_refuses_a_body_over_the_limit(admin_app, admin_client):
+def test_admin_login_refuses_a_body_over_the_limit(
+    admin_app: Flask, admin_client: FlaskClient
+) -> None:
     data = over_limit_body(admin_app)
     response = admin_client.post("/admin/login", data=data, content_type="application/json")
     assert_envelope(response, 413)
@@ -174,7 +183,9 @@ def test_admin_login_refuses_a_body_over_the_limit(admin_app, admin_client):
     assert_envelope(response, 400, "Invalid email or password")
 
 
-def test_admin_login_refuses_a_chunked_body_over_the_limit(admin_app, admin_client):
+def test_admin_login_refuses_a_chunked_body_over_the_limit(
+    admin_app: Flask, admin_client: FlaskClient
+) -> None:
     response = admin_client.post(
         "/admin/login",
         input_stream=io.BytesIO(over_limit_body(admin_app)),
@@ -188,7 +199,7 @@ def test_admin_login_refuses_a_chunked_body_over_the_limit(admin_app, admin_clie
 
 
 @pytest.mark.parametrize("depth", [4000, 100_000])
-def test_admin_login_answers_deeply_nested_json_with_400(instance, depth):
+def test_admin_login_answers_deeply_nested_json_with_400(instance: Path, depth: Any) -> None:
     from examples.app import create_app
 
     # Deep enough to exhaust the recursion limit even within the default 4 KiB; the
@@ -200,7 +211,9 @@ def test_admin_login_answers_deeply_nested_json_with_400(instance, depth):
     assert_envelope(response, 400, "Request data must be valid JSON")
 
 
-def test_admin_login_answers_the_report_s_body_with_json_under_the_default_limit(admin_client):
+def test_admin_login_answers_the_report_s_body_with_json_under_the_default_limit(
+    admin_client: FlaskClient,
+) -> None:
     response = admin_client.post(
         "/admin/login", data="[" * 100_000, content_type="application/json"
     )
@@ -216,7 +229,9 @@ def test_admin_login_answers_the_report_s_body_with_json_under_the_default_limit
     ],
     ids=["no-content-type", "text-plain", "form"],
 )
-def test_admin_login_refuses_a_body_that_is_not_json_with_415(admin_client, kwargs):
+def test_admin_login_refuses_a_body_that_is_not_json_with_415(
+    admin_client: FlaskClient, kwargs: Any
+) -> None:
     assert_envelope(admin_client.post("/admin/login", **kwargs), 415)
 
 
@@ -234,19 +249,23 @@ def test_admin_login_refuses_a_body_that_is_not_json_with_415(admin_client, kwar
         (b'{"email": "boss@example.com", "password": 1}', "Invalid email or password"),
     ],
 )
-def test_admin_login_refuses_a_bad_body_with_400(admin_client, data, message):
+def test_admin_login_refuses_a_bad_body_with_400(
+    admin_client: FlaskClient, data: Any, message: Any
+) -> None:
     response = admin_client.post("/admin/login", data=data, content_type="application/json")
     assert_envelope(response, 400, message)
 
 
-def test_admin_routes_answer_a_wrong_method_with_json(admin_client):
+def test_admin_routes_answer_a_wrong_method_with_json(admin_client: FlaskClient) -> None:
     for path in ("/admin/login", "/admin/logout"):
         response = admin_client.get(path)
         assert_envelope(response, 405)
         assert "POST" in response.headers["Allow"]
 
 
-def test_admin_login_is_throttled_even_for_the_right_password(admin_app, admin_client):
+def test_admin_login_is_throttled_even_for_the_right_password(
+    admin_app: Flask, admin_client: FlaskClient
+) -> None:
     limit = admin_app.config["EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES"]
     window = admin_app.config["EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW"]
     for attempt in range(limit):
@@ -259,7 +278,7 @@ def test_admin_login_is_throttled_even_for_the_right_password(admin_app, admin_c
     assert 1 <= int(response.headers["Retry-After"]) <= window
 
 
-def test_admin_login_is_throttled_per_client_address(instance):
+def test_admin_login_is_throttled_per_client_address(instance: Path) -> None:
     from examples.app import create_app
 
     app = create_app({**FAST, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP": 3})
@@ -273,7 +292,9 @@ def test_admin_login_is_throttled_per_client_address(instance):
     assert_envelope(other, 400, "Invalid email or password")
 
 
-def test_a_successful_admin_login_is_not_counted_and_clears_no_failure(admin_app, admin_client):
+def test_a_successful_admin_login_is_not_counted_and_clears_no_failure(
+    admin_app: Flask, admin_client: FlaskClient
+) -> None:
     limit = admin_app.config["EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES"]
     for _ in range(limit + 2):
         assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
@@ -285,14 +306,16 @@ def test_a_successful_admin_login_is_not_counted_and_clears_no_failure(admin_app
     assert_envelope(admin_client.post("/admin/login", json=ADMIN), 429)
 
 
-def test_admin_login_answers_are_not_cached(admin_client):
+def test_admin_login_answers_are_not_cached(admin_client: FlaskClient) -> None:
     response = admin_client.post("/admin/login", json=ADMIN)
     assert response.status_code == 200
     assert response.cache_control.no_store
     assert admin_client.post("/admin/logout").cache_control.no_store
 
 
-def test_admin_logout_ends_the_session_of_the_old_cookie(admin_app, admin_client):
+def test_admin_logout_ends_the_session_of_the_old_cookie(
+    admin_app: Flask, admin_client: FlaskClient
+) -> None:
     assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
     old_cookie = {"Cookie": f"asid={admin_client.get_cookie('asid').value}"}
     api = admin_app.test_client(use_cookies=False)
@@ -308,8 +331,8 @@ def test_admin_logout_ends_the_session_of_the_old_cookie(admin_app, admin_client
 
 
 def test_a_crash_in_the_admin_login_answers_json_and_other_paths_keep_flask_s_pages(
-    admin_app, monkeypatch
-):
+    admin_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import examples.app
 
     def crash(*_args):

@@ -12,6 +12,8 @@ from .conftest import (
     CHEAP_HASH,
     PASSWORD,
     SECRET_KEY,
+    AppFactory,
+    Database,
     customers,
     database_free,
     db,
@@ -21,7 +23,7 @@ from .conftest import (
 BODY = {"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"}
 
 
-def test_register_blueprint_alone_sets_everything_up(app_factory):
+def test_register_blueprint_alone_sets_everything_up(app_factory: AppFactory) -> None:
     app = app_factory(set_up=False)
     app.register_blueprint(customers.blueprint)
     assert "evershop_customer" in app.extensions
@@ -32,7 +34,7 @@ def test_register_blueprint_alone_sets_everything_up(app_factory):
     assert "customers" in app.cli.commands
 
 
-def test_register_blueprint_with_url_prefix(app_factory):
+def test_register_blueprint_with_url_prefix(app_factory: AppFactory) -> None:
     app = app_factory(set_up=False)
     app.register_blueprint(customers.blueprint, url_prefix="/v1")
     client = app.test_client()
@@ -42,20 +44,20 @@ def test_register_blueprint_with_url_prefix(app_factory):
     assert state_of(app).settings.url_prefix == "/v1"
 
 
-def test_configured_prefix_applies_to_plain_registration(app_factory):
+def test_configured_prefix_applies_to_plain_registration(app_factory: AppFactory) -> None:
     app = app_factory(set_up=False, EVERSHOP_CUSTOMER_URL_PREFIX="/shop/api")
     app.register_blueprint(customers.blueprint)
     assert app.test_client().post("/shop/api/customers", json=BODY).status_code == 200
 
 
-def test_empty_prefix_puts_routes_at_the_root(app_factory):
+def test_empty_prefix_puts_routes_at_the_root(app_factory: AppFactory) -> None:
     app = app_factory(set_up=False, EVERSHOP_CUSTOMER_URL_PREFIX="")
     customers.init_app(app)
     assert app.test_client().post("/customers", json=BODY).status_code == 200
 
 
 @database_free
-def test_second_registration_is_refused(app):
+def test_second_registration_is_refused(app: Flask) -> None:
     with pytest.raises(RuntimeError, match="already set up"):
         customers.init_app(app)
     with pytest.raises(RuntimeError, match="already set up"):
@@ -63,7 +65,7 @@ def test_second_registration_is_refused(app):
 
 
 @database_free
-def test_db_must_be_initialised_first(database):
+def test_db_must_be_initialised_first(database: Database) -> None:
     app = Flask("no-db")
     app.config.update(SECRET_KEY=SECRET_KEY, SQLALCHEMY_DATABASE_URI=database.url)
     with pytest.raises(ConfigurationError, match="db.init_app"):
@@ -71,7 +73,7 @@ def test_db_must_be_initialised_first(database):
 
 
 @database_free
-def test_another_db_instance_is_refused(database):
+def test_another_db_instance_is_refused(database: Database) -> None:
     other = SQLAlchemy()
     app = Flask("other-db")
     app.config.update(SECRET_KEY=SECRET_KEY, SQLALCHEMY_DATABASE_URI=database.url)
@@ -80,7 +82,7 @@ def test_another_db_instance_is_refused(database):
         customers.init_app(app)
 
 
-def test_one_instance_serves_two_apps_with_different_config(app_factory):
+def test_one_instance_serves_two_apps_with_different_config(app_factory: AppFactory) -> None:
     first = app_factory(set_up=False, EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME="first_token")
     second = app_factory(
         set_up=False,
@@ -103,7 +105,7 @@ def test_one_instance_serves_two_apps_with_different_config(app_factory):
     assert state_of(second).settings.url_prefix == "/v2"
 
 
-def test_constructor_with_app():
+def test_constructor_with_app() -> None:
     local_db = SQLAlchemy()
     app = Flask("ctor")
     app.config.update(
@@ -120,7 +122,7 @@ def test_constructor_with_app():
     assert app.test_client().post("/api/customers", json=BODY).status_code == 200
 
 
-def test_models_join_the_hosts_metadata():
+def test_models_join_the_hosts_metadata() -> None:
     tables = set(db.metadata.tables)
     assert {
         "evershop_customer",
@@ -130,14 +132,14 @@ def test_models_join_the_hosts_metadata():
     assert customers.models.Customer.__table__ is db.metadata.tables["evershop_customer"]
 
 
-def test_a_missing_setup_says_what_to_do():
+def test_a_missing_setup_says_what_to_do() -> None:
     from flask_evershop_customer.state import get_state
 
     with pytest.raises(RuntimeError, match="init_app"):
         get_state(Flask("nothing"))
 
 
-def test_service_is_usable_outside_requests(app):
+def test_service_is_usable_outside_requests(app: Flask) -> None:
     from flask_evershop_customer.schemas import parse_new_customer
 
     with app.app_context():

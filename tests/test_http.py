@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from flask import abort, got_request_exception
+from typing import Any
 
-from .conftest import PASSWORD, database_free, state_of
+import pytest
+from flask import Flask, abort, got_request_exception
+from flask.testing import FlaskClient
+
+from .conftest import PASSWORD, AppFactory, database_free, state_of
 
 
 def envelope(response, status):
@@ -36,7 +39,9 @@ def envelope(response, status):
         ("delete", "/api/customers/openapi.json", "GET, HEAD, OPTIONS"),
     ],
 )
-def test_wrong_method_is_405_json_with_allow(client, method, path, allowed):
+def test_wrong_method_is_405_json_with_allow(
+    client: FlaskClient, method: Any, path: Any, allowed: Any
+) -> None:
     response = getattr(client, method)(path)
     envelope(response, 405)
     assert set(response.headers["Allow"].split(", ")) == set(allowed.split(", "))
@@ -44,20 +49,20 @@ def test_wrong_method_is_405_json_with_allow(client, method, path, allowed):
 
 @database_free
 @pytest.mark.parametrize("method", ["PROPFIND", "FOO", "TRACE"])
-def test_any_unknown_method_is_405_json(client, method):
+def test_any_unknown_method_is_405_json(client: FlaskClient, method: Any) -> None:
     response = client.open("/api/customers/" + "a" * 32, method=method)
     envelope(response, 405)
 
 
 @database_free
-def test_options_lists_the_methods(client):
+def test_options_lists_the_methods(client: FlaskClient) -> None:
     response = client.options("/api/customers/" + "a" * 32)
     assert response.status_code == 200
     assert set(response.headers["Allow"].split(", ")) == {"PATCH", "DELETE", "OPTIONS"}
 
 
 @database_free
-def test_the_host_may_add_its_own_routes_under_our_paths(app):
+def test_the_host_may_add_its_own_routes_under_our_paths(app: Flask) -> None:
     @app.get("/api/customers/<customer_id>")
     def host_view(customer_id):
         return {"host": customer_id}
@@ -71,13 +76,13 @@ def test_the_host_may_add_its_own_routes_under_our_paths(app):
 @pytest.mark.parametrize(
     "path", ["/api/customers/", "/api/customers/a/b", "/api/customers/sessions/"]
 )
-def test_unknown_paths_under_our_prefix_are_404_json(client, path):
+def test_unknown_paths_under_our_prefix_are_404_json(client: FlaskClient, path: Any) -> None:
     for method in ("get", "post", "patch", "delete"):
         envelope(getattr(client, method)(path), 404 if not path.endswith("sessions/") else 404)
 
 
 @database_free
-def test_paths_outside_our_routes_keep_the_hosts_handlers(app_factory):
+def test_paths_outside_our_routes_keep_the_hosts_handlers(app_factory: AppFactory) -> None:
     app = app_factory()
 
     @app.errorhandler(404)
@@ -107,13 +112,13 @@ def test_paths_outside_our_routes_keep_the_hosts_handlers(app_factory):
         ("application/vnd.api+json", 400),
     ],
 )
-def test_content_types(client, content_type, status):
+def test_content_types(client: FlaskClient, content_type: Any, status: Any) -> None:
     response = client.post("/api/customers", data=b'{"email": 1}', content_type=content_type)
     envelope(response, status)
 
 
 @database_free
-def test_compressed_bodies_are_415(client):
+def test_compressed_bodies_are_415(client: FlaskClient) -> None:
     response = client.post(
         "/api/customers",
         data=b"\x1f\x8b\x08\x00",
@@ -128,13 +133,13 @@ def test_compressed_bodies_are_415(client):
     "body",
     [b"{", b'{"email": }', b"\xff\xfe", b'{"a": NaN}', b'{"a": 1, "a": 2}', b"[" * 60000],
 )
-def test_malformed_json_is_400(client, body):
+def test_malformed_json_is_400(client: FlaskClient, body: Any) -> None:
     response = client.post("/api/customers", data=body, content_type="application/json")
     assert envelope(response, 400) == "Request data must be valid JSON"
 
 
 @database_free
-def test_body_over_the_limit_is_413(app_factory):
+def test_body_over_the_limit_is_413(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH=2048)
     client = app.test_client()
     big = b'{"full_name": "' + b"x" * 4096 + b'"}'
@@ -146,13 +151,15 @@ def test_body_over_the_limit_is_413(app_factory):
 
 
 @database_free
-def test_the_default_limit_is_64_kib(client):
+def test_the_default_limit_is_64_kib(client: FlaskClient) -> None:
     big = b'{"full_name": "' + b"x" * 65536 + b'"}'
     envelope(client.post("/api/customers", data=big, content_type="application/json"), 413)
 
 
 @database_free
-def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, caplog):
+def test_unexpected_errors_are_a_bare_500_envelope(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     app = app_factory(PROPAGATE_EXCEPTIONS=False)
     client = app.test_client(use_cookies=False)
     rules = state_of(app).customers
@@ -177,7 +184,9 @@ def test_unexpected_errors_are_a_bare_500_envelope(app_factory, monkeypatch, cap
 
 
 @database_free
-def test_a_bug_reaches_the_test_that_finds_it(app, client, monkeypatch):
+def test_a_bug_reaches_the_test_that_finds_it(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Under ``TESTING`` Flask propagates exceptions: the blueprint must not swallow them."""
     rules = state_of(app).customers
 
@@ -190,7 +199,9 @@ def test_a_bug_reaches_the_test_that_finds_it(app, client, monkeypatch):
         client.post("/api/customers", json=body)
 
 
-def test_responses_keep_field_order_even_if_the_host_sorts_keys(app, client):
+def test_responses_keep_field_order_even_if_the_host_sorts_keys(
+    app: Flask, client: FlaskClient
+) -> None:
     app.json.sort_keys = True
     response = client.post(
         "/api/customers", json={"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
@@ -228,7 +239,7 @@ def _answers_of_every_kind(app_factory):
     }
 
 
-def test_no_answer_of_the_extension_may_be_cached(app_factory):
+def test_no_answer_of_the_extension_may_be_cached(app_factory: AppFactory) -> None:
     for kind, response in _answers_of_every_kind(app_factory).items():
         assert response.status_code == kind or isinstance(kind, str), kind
         assert response.headers["Cache-Control"] == "no-store", kind
@@ -245,7 +256,9 @@ def test_no_answer_of_the_extension_may_be_cached(app_factory):
         "/api/customers//" + "a" * 32,
     ],
 )
-def test_doubled_slashes_are_a_json_404_never_a_redirect(client, method, path):
+def test_doubled_slashes_are_a_json_404_never_a_redirect(
+    client: FlaskClient, method: Any, path: Any
+) -> None:
     # As the server hands it over (a test client would read "//api" as a host name).
     response = client.open(
         "/",
@@ -259,7 +272,9 @@ def test_doubled_slashes_are_a_json_404_never_a_redirect(client, method, path):
 
 
 @database_free
-def test_a_host_route_with_doubled_slashes_keeps_flask_behaviour(app, client):
+def test_a_host_route_with_doubled_slashes_keeps_flask_behaviour(
+    app: Flask, client: FlaskClient
+) -> None:
     @app.get("/shop/page")
     def page():
         return "page"
@@ -269,7 +284,9 @@ def test_a_host_route_with_doubled_slashes_keeps_flask_behaviour(app, client):
 
 @database_free
 @pytest.mark.parametrize("size", [1024, 1025, 100_000])
-def test_a_body_without_a_length_is_refused_over_the_limit_not_cut(app_factory, size):
+def test_a_body_without_a_length_is_refused_over_the_limit_not_cut(
+    app_factory: AppFactory, size: Any
+) -> None:
     import io
 
     app = app_factory(EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH=1024)

@@ -6,10 +6,13 @@ database, and malformed bodies, numbers and ids get a 4xx in EverShop's envelope
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
-from .conftest import PASSWORD, database_free, table_contents
+from .conftest import PASSWORD, Api, AppFactory, database_free, table_contents
 
 NOT_STRINGS = [123, 1.5, 0, True, False, None, [], ["x"], {}, {"a": "b"}]
 
@@ -53,7 +56,7 @@ class Target:
 
 
 @pytest.fixture
-def target(app, client, api) -> Target:
+def target(app: Flask, client: FlaskClient, api: Api) -> Target:
     return Target(app, client, api)
 
 
@@ -63,7 +66,7 @@ VALID = {"email": "new@example.com", "password": PASSWORD, "full_name": "New Per
 # -- types ------------------------------------------------------------------------------
 
 
-def test_create_fields_are_type_strict(target):
+def test_create_fields_are_type_strict(target: Target) -> None:
     for field in ("email", "password", "full_name"):
         for value in NOT_STRINGS:
             response = target.client.post("/api/customers", json={**VALID, field: value})
@@ -71,7 +74,7 @@ def test_create_fields_are_type_strict(target):
     target.assert_unchanged()
 
 
-def test_update_fields_are_type_strict(target):
+def test_update_fields_are_type_strict(target: Target) -> None:
     for headers in (target.login.headers, target.admin):
         for field in ("email", "password", "full_name"):
             for value in NOT_STRINGS:
@@ -80,7 +83,7 @@ def test_update_fields_are_type_strict(target):
     target.assert_unchanged()
 
 
-def test_login_fields_are_type_strict(target):
+def test_login_fields_are_type_strict(target: Target) -> None:
     for field in ("email", "password"):
         for value in NOT_STRINGS:
             body = {"email": "target@example.com", "password": PASSWORD, field: value}
@@ -92,7 +95,7 @@ def test_login_fields_are_type_strict(target):
 BAD_STATUSES = [True, False, None, 1.0, 0.0, [1], {"s": 1}, "true", " 1", "1 ", "01", "\u0661", 2]
 
 
-def test_status_is_type_strict_and_true_is_not_a_status(target):
+def test_status_is_type_strict_and_true_is_not_a_status(target: Target) -> None:
     for value in BAD_STATUSES:
         create = target.client.post(
             "/api/customers", json={**VALID, "status": value}, headers=target.admin
@@ -103,7 +106,7 @@ def test_status_is_type_strict_and_true_is_not_a_status(target):
     target.assert_unchanged()
 
 
-def test_a_body_that_is_not_an_object_is_400(target):
+def test_a_body_that_is_not_an_object_is_400(target: Target) -> None:
     for body in (b"[]", b'"text"', b"1", b"null", b"true", b"[{}]"):
         for url, method, headers in (
             ("/api/customers", "post", {}),
@@ -118,7 +121,7 @@ def test_a_body_that_is_not_an_object_is_400(target):
 # -- limits, on every database ----------------------------------------------------------
 
 
-def test_the_limits_hold_and_round_trip_on_every_database(client, api):
+def test_the_limits_hold_and_round_trip_on_every_database(client: FlaskClient, api: Api) -> None:
     astral_name = "\U0001f600" * 255  # 255 code points, 1,020 UTF-8 bytes
     created = api.register("limits@example.com", full_name=astral_name, password="\U0001f511" * 128)
     assert created["full_name"] == astral_name
@@ -143,7 +146,7 @@ def test_the_limits_hold_and_round_trip_on_every_database(client, api):
         assert envelope(client.post("/api/customers", json=body), 400).startswith(message)
 
 
-def test_sql_and_markup_metacharacters_are_plain_data(client, api):
+def test_sql_and_markup_metacharacters_are_plain_data(client: FlaskClient, api: Api) -> None:
     """Every query is parameterised: quotes, comments and wildcards are just characters."""
     name = 'Robert\'); DROP TABLE evershop_customer;-- %_\\ <script>alert(1)</script> "x"'
     created = api.register("o'brien+%_@example.com", full_name=name)
@@ -156,7 +159,7 @@ def test_sql_and_markup_metacharacters_are_plain_data(client, api):
     assert envelope(response, 400) == "Invalid email or password"
 
 
-def test_the_limits_hold_on_update(target):
+def test_the_limits_hold_on_update(target: Target) -> None:
     for body in (
         {"full_name": "n" * 256},
         {"full_name": ""},
@@ -170,7 +173,7 @@ def test_the_limits_hold_on_update(target):
 # -- hostile characters -----------------------------------------------------------------
 
 
-def test_nul_is_refused_in_every_field(target):
+def test_nul_is_refused_in_every_field(target: Target) -> None:
     bodies = [
         {**VALID, "email": "new\x00@example.com"},
         {**VALID, "full_name": "New\x00Person"},
@@ -192,7 +195,7 @@ def test_nul_is_refused_in_every_field(target):
 LONE_SURROGATES = [b"\\ud800", b"\\udfff", b"a\\udc00b", b"\\ud83d", b"\\ude00\\ud83d"]
 
 
-def test_lone_surrogates_are_refused_in_every_field(target):
+def test_lone_surrogates_are_refused_in_every_field(target: Target) -> None:
     for surrogate in LONE_SURROGATES:
         for field in (b"email", b"password", b"full_name"):
             fields = {b"email": b"new@example.com", b"password": b"long enough", b"full_name": b"N"}
@@ -213,7 +216,7 @@ def test_lone_surrogates_are_refused_in_every_field(target):
     target.assert_unchanged()
 
 
-def test_an_escaped_surrogate_pair_is_a_real_character(client):
+def test_an_escaped_surrogate_pair_is_a_real_character(client: FlaskClient) -> None:
     body = b'{"email":"pair@example.com","password":"long enough pw","full_name":"\\ud83d\\ude00"}'
     response = post_raw(client, "/api/customers", body)
     assert response.status_code == 200
@@ -231,7 +234,7 @@ def test_an_escaped_surrogate_pair_is_a_real_character(client):
         b'{"full_name":"a\nb"}',  # a raw newline inside a JSON string
     ],
 )
-def test_invalid_utf8_and_raw_control_bytes_are_400(target, body):
+def test_invalid_utf8_and_raw_control_bytes_are_400(target: Target, body: Any) -> None:
     message = envelope(post_raw(target.client, "/api/customers", body), 400)
     assert message == "Request data must be valid JSON"
     response = post_raw(
@@ -267,7 +270,7 @@ HOSTILE_JSON = [
 ]
 
 
-def test_hostile_json_is_400_everywhere(target):
+def test_hostile_json_is_400_everywhere(target: Target) -> None:
     for body in HOSTILE_JSON:
         for url, method, headers in (
             ("/api/customers", "post", {}),
@@ -283,7 +286,7 @@ def test_hostile_json_is_400_everywhere(target):
 
 
 @database_free
-def test_deeply_nested_json_is_a_4xx(app_factory):
+def test_deeply_nested_json_is_a_4xx(app_factory: AppFactory) -> None:
     deep_array = b"[" * 100_000
     deep_object = b'{"a":' * 100_000
     small = app_factory()
@@ -298,7 +301,7 @@ def test_deeply_nested_json_is_a_4xx(app_factory):
 # -- size -------------------------------------------------------------------------------
 
 
-def test_oversized_bodies_are_413_on_every_route(target):
+def test_oversized_bodies_are_413_on_every_route(target: Target) -> None:
     big = b'{"full_name":"' + b"x" * 70_000 + b'"}'
     for url, method, headers in (
         ("/api/customers", "post", {}),
@@ -313,7 +316,7 @@ def test_oversized_bodies_are_413_on_every_route(target):
     target.assert_unchanged()
 
 
-def test_a_body_without_content_length_is_limited_too(target):
+def test_a_body_without_content_length_is_limited_too(target: Target) -> None:
     """A chunked upload has no Content-Length: the limit is enforced while reading."""
     big = b'{"full_name":"' + b"x" * 70_000 + b'"}'
     response = target.client.patch(
@@ -365,7 +368,7 @@ def odd_ids(uuid: str) -> list[str]:
     ]
 
 
-def test_odd_customer_ids_are_404(target):
+def test_odd_customer_ids_are_404(target: Target) -> None:
     for odd in odd_ids(target.customer["uuid"]):
         for method, kwargs in (("patch", {"json": {}}), ("delete", {})):
             url = f"/api/customers/{odd}"
@@ -377,7 +380,7 @@ def test_odd_customer_ids_are_404(target):
     target.assert_unchanged()
 
 
-def test_odd_session_ids_are_404(target):
+def test_odd_session_ids_are_404(target: Target) -> None:
     sid = target.login.sid
     odd = [
         *odd_ids(sid.replace("-", "")),
@@ -395,7 +398,7 @@ def test_odd_session_ids_are_404(target):
     target.assert_unchanged()
 
 
-def test_non_ascii_digits_in_if_match_match_nothing(target):
+def test_non_ascii_digits_in_if_match_match_nothing(target: Target) -> None:
     uuid = target.customer["uuid"]
     for tag in (f'"{uuid}.\u0661"', f'"{uuid}.\u00b9"', f'"{uuid}.\uff11"'):
         response = target.client.patch(
@@ -407,7 +410,7 @@ def test_non_ascii_digits_in_if_match_match_nothing(target):
     target.assert_unchanged()
 
 
-def test_a_huge_if_match_header_is_412(target):
+def test_a_huge_if_match_header_is_412(target: Target) -> None:
     response = target.client.patch(
         target.url,
         json={"full_name": "Changed"},

@@ -6,15 +6,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from flask_evershop_customer import passwords
 
-from .conftest import PASSWORD, db, state_of
+from .conftest import PASSWORD, Api, AppFactory, Database, db, state_of
 
 
 def test_concurrent_attempts_check_no_more_passwords_than_the_limit(
-    app_factory, monkeypatch, database
-):
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch, database: Database
+) -> None:
     if database.backend == "sqlite":
         pytest.skip("SQLite serialises writers: there is no race to show")
     app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=3)
@@ -52,7 +54,9 @@ def test_concurrent_attempts_check_no_more_passwords_than_the_limit(
     assert statuses.count(400) == len(checks)
 
 
-def test_without_returning_one_insert_a_row_still_counts(app, client, api, monkeypatch):
+def test_without_returning_one_insert_a_row_still_counts(
+    app: Flask, client: FlaskClient, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """MySQL has no INSERT ... RETURNING: the attempt rows go in one by one."""
     api.register("alice@example.com")
     with app.app_context():
@@ -63,7 +67,7 @@ def test_without_returning_one_insert_a_row_still_counts(app, client, api, monke
     assert statuses == [400] * 5 + [429]
 
 
-def test_a_success_forgets_its_own_attempt(app_factory):
+def test_a_success_forgets_its_own_attempt(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=2)
     client = app.test_client(use_cookies=False)
     body = {"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"}
@@ -72,7 +76,7 @@ def test_a_success_forgets_its_own_attempt(app_factory):
         assert client.post("/api/customers/sessions", json=body).status_code == 200
 
 
-def test_no_client_address_means_no_address_limit(app_factory):
+def test_no_client_address_means_no_address_limit(app_factory: AppFactory) -> None:
     app = app_factory(
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=1
     )
@@ -87,7 +91,9 @@ def test_no_client_address_means_no_address_limit(app_factory):
     assert limited == [400, 429]
 
 
-def test_an_attempt_counts_neighbours_committed_in_any_order(app_factory, monkeypatch, database):
+def test_an_attempt_counts_neighbours_committed_in_any_order(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch, database: Database
+) -> None:
     """At the limit, an attempt whose row is written but not yet committed while a
     later one counts and commits: the two must not both be let through."""
     if database.backend == "sqlite":

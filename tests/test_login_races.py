@@ -16,8 +16,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, db, state_of, table_contents
+from .conftest import (
+    OTHER_PASSWORD,
+    PASSWORD,
+    Api,
+    AppFactory,
+    Database,
+    db,
+    state_of,
+    table_contents,
+)
 
 #: Seconds a helper thread may take; a hang fails instead.
 TIMEOUT = 30
@@ -85,8 +95,13 @@ def prepare_change(change: str, api: Api, alice: dict[str, Any]) -> Callable[[],
 
 @pytest.mark.parametrize("change", ["password", "disable", "delete", "email"])
 def test_a_login_overtaken_by_a_change_of_the_customer_fails(
-    app, api, client, alice, monkeypatch, change
-):
+    app: Flask,
+    api: Api,
+    client: FlaskClient,
+    alice: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    change: Any,
+) -> None:
     overtake = prepare_change(change, api, alice)
     before = {row["sid"] for row in _live_sessions(app)}
     answers = _overtaken_password_check(app, monkeypatch, overtake)
@@ -115,8 +130,12 @@ def _older_app(app_factory: Callable[..., Flask]) -> Api:
 
 
 def test_a_hash_upgrade_overtaken_by_a_password_change_keeps_the_new_password(
-    app_factory, app, api, client, monkeypatch
-):
+    app_factory: AppFactory,
+    app: Flask,
+    api: Api,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Registered under an older method: the next login re-hashes the password.
     older = _older_app(app_factory)
     alice = older.register("alice@example.com")
@@ -140,7 +159,9 @@ def test_a_hash_upgrade_overtaken_by_a_password_change_keeps_the_new_password(
     assert client.post("/api/customers/sessions", json=new).status_code == 200
 
 
-def test_a_hash_upgrade_writes_only_over_the_hash_it_verified(app_factory, app, client):
+def test_a_hash_upgrade_writes_only_over_the_hash_it_verified(
+    app_factory: AppFactory, app: Flask, client: FlaskClient
+) -> None:
     older = _older_app(app_factory)
     older.register("alice@example.com")
     statements: list[str] = []
@@ -238,8 +259,12 @@ def interfering(app: Flask) -> Iterator[Callable[..., Interferer]]:
 
 @pytest.mark.parametrize("by", ["customer", "admin"])
 def test_a_patch_without_if_match_overtaken_every_time_still_succeeds(
-    api, client, alice, interfering, by
-):
+    api: Api,
+    client: FlaskClient,
+    alice: dict[str, Any],
+    interfering: Callable[..., Interferer],
+    by: Any,
+) -> None:
     """Before each of its writes another writer commits a change: the first write finds
     a new version; the retry holds the row, so the other writer cannot get in again."""
     headers = api.login("alice@example.com").headers if by == "customer" else api.admin_headers()
@@ -254,7 +279,9 @@ def test_a_patch_without_if_match_overtaken_every_time_still_succeeds(
     assert response.headers["ETag"] == f'"{alice["uuid"]}.3"'  # on top of the other write
 
 
-def test_a_patch_with_a_stale_if_match_is_412_and_not_retried(api, client, alice, interfering):
+def test_a_patch_with_a_stale_if_match_is_412_and_not_retried(
+    api: Api, client: FlaskClient, alice: dict[str, Any], interfering: Callable[..., Interferer]
+) -> None:
     interferer = interfering(alice["customer_id"])
     headers = {**api.admin_headers(), "If-Match": f'"{alice["uuid"]}.1"'}
     response = client.patch(
@@ -264,7 +291,9 @@ def test_a_patch_with_a_stale_if_match_is_412_and_not_retried(api, client, alice
     assert interferer.outcomes == ["written"]
 
 
-def test_a_delete_without_if_match_overtaken_still_deletes(api, client, alice, interfering):
+def test_a_delete_without_if_match_overtaken_still_deletes(
+    api: Api, client: FlaskClient, alice: dict[str, Any], interfering: Callable[..., Interferer]
+) -> None:
     admin = api.admin_headers()
     # The customer changes after the admin's request read it, before each delete.
     interferer = interfering(alice["customer_id"], before="DELETE FROM evershop_customer_session")
@@ -275,7 +304,9 @@ def test_a_delete_without_if_match_overtaken_still_deletes(api, client, alice, i
     assert table_contents(api.app)["evershop_customer"] == []
 
 
-def test_mariadb_snapshot_isolation_conflicts_are_retried(app_factory, database):
+def test_mariadb_snapshot_isolation_conflicts_are_retried(
+    app_factory: AppFactory, database: Database
+) -> None:
     """MariaDB 11.6.2+ turns ``innodb_snapshot_isolation`` on by default: a write to a
     row changed since the transaction's snapshot fails with error 1020. Turned on here
     (the server of this suite may be older), it must be retried like a deadlock."""
@@ -359,8 +390,13 @@ def _overtaken_hash(app: Flask, monkeypatch: pytest.MonkeyPatch, overtake: Calla
 )
 @pytest.mark.parametrize("method", ["patch", "delete"])
 def test_a_write_whose_session_ends_in_flight_writes_nothing(
-    app, api, client, monkeypatch, ending, method
-):
+    app: Flask,
+    api: Api,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    ending: Any,
+    method: Any,
+) -> None:
     """A stolen token's PATCH (or DELETE) is overtaken by the victim ending its session:
     it must not land on top (the victim's change wins, the thief gets 401)."""
     alice = api.register("alice@example.com")

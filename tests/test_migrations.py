@@ -51,7 +51,9 @@ HEAD = "evershop_customer_0002"
 
 
 @pytest.fixture(params=selected_backends())
-def empty_database(request, tmp_path_factory) -> Iterator[str]:
+def empty_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A database of its own, with nothing in it."""
     with fresh_database(request.param, tmp_path_factory) as url:
         yield url
@@ -122,7 +124,7 @@ def _expected_schema() -> dict[str, Any]:
     return expected
 
 
-def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(empty_database):
+def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(empty_database: str) -> None:
     app = make_app(empty_database)
     Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
     try:
@@ -212,7 +214,9 @@ def logging_restored() -> Iterator[None]:
 # Flask-Migrate's own env.py template calls db.get_engine() first (its fallback for
 # Flask-SQLAlchemy < 3); that warning is the template's, not this package's.
 @pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
-def test_a_host_with_its_own_migrations_gets_our_tables(empty_database, tmp_path):
+def test_a_host_with_its_own_migrations_gets_our_tables(
+    empty_database: str, tmp_path: Path
+) -> None:
     app = Flask("host")
     app.config.update(
         TESTING=True,
@@ -279,7 +283,7 @@ def test_a_host_with_its_own_migrations_gets_our_tables(empty_database, tmp_path
         assert not stray, f"a host revision was written into the package: {stray}"
 
 
-def test_add_version_location_keeps_the_hosts_list_and_separator():
+def test_add_version_location_keeps_the_hosts_list_and_separator() -> None:
     from alembic.config import Config
 
     legacy = Config()
@@ -297,7 +301,7 @@ def test_add_version_location_keeps_the_hosts_list_and_separator():
 # -- packaging ------------------------------------------------------------------------
 
 
-def test_the_wheel_carries_migrations_openapi_passwords_and_py_typed(tmp_path):
+def test_the_wheel_carries_migrations_openapi_passwords_and_py_typed(tmp_path: Path) -> None:
     source = tmp_path / "source"
     shutil.copytree(
         ROOT,
@@ -333,7 +337,9 @@ def test_the_wheel_carries_migrations_openapi_passwords_and_py_typed(tmp_path):
     assert not any(name.startswith(("tests/", "examples/")) for name in names)
 
 
-def test_the_second_revision_recomputes_canonical_emails_without_merging(empty_database):
+def test_the_second_revision_recomputes_canonical_emails_without_merging(
+    empty_database: str,
+) -> None:
     """Rows written before NFKC and case folding get the new canonical form, unless it
     is already another customer's: that row keeps its old form, nothing is merged."""
     app = make_app(empty_database)

@@ -24,6 +24,7 @@ from .conftest import (
     OTHER_PASSWORD,
     PASSWORD,
     Api,
+    AppFactory,
     CheckedClient,
     database_free,
     db,
@@ -77,7 +78,7 @@ def bare_app(apps: list[Flask], **config: Any) -> Flask:
 # -- the document itself --------------------------------------------------------------
 
 
-def test_the_packaged_document_is_valid_openapi_31():
+def test_the_packaged_document_is_valid_openapi_31() -> None:
     document = packaged()
     assert_valid_openapi_31(document)
     assert document["servers"] == [
@@ -85,7 +86,7 @@ def test_the_packaged_document_is_valid_openapi_31():
     ]
 
 
-def test_it_is_served_under_the_default_prefix(bare_apps):
+def test_it_is_served_under_the_default_prefix(bare_apps: list[Flask]) -> None:
     from .conftest import customers
 
     app = bare_app(bare_apps)
@@ -112,7 +113,7 @@ def test_it_is_served_under_the_default_prefix(bare_apps):
         ("register_blueprint", "/v1", "/v1"),
     ],
 )
-def test_it_follows_a_moved_prefix(bare_apps, how, prefix, url):
+def test_it_follows_a_moved_prefix(bare_apps: list[Flask], how: Any, prefix: Any, url: Any) -> None:
     from .conftest import customers
 
     if how == "config":
@@ -127,7 +128,7 @@ def test_it_follows_a_moved_prefix(bare_apps, how, prefix, url):
     assert client.get("/api/customers/openapi.json").status_code == 404
 
 
-def test_it_follows_the_configuration(bare_apps):
+def test_it_follows_the_configuration(bare_apps: list[Flask]) -> None:
     from .conftest import customers
 
     app = bare_app(
@@ -148,7 +149,7 @@ def test_it_follows_the_configuration(bare_apps):
     assert {"401", "403"} <= set(create["responses"])
 
 
-def test_open_registration_needs_no_credentials(bare_apps):
+def test_open_registration_needs_no_credentials(bare_apps: list[Flask]) -> None:
     from .conftest import customers
 
     app = bare_app(bare_apps)
@@ -193,7 +194,7 @@ def routed_operations(app: Flask) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_route_is_documented_and_every_operation_routed(bare_apps):
+def test_every_route_is_documented_and_every_operation_routed(bare_apps: list[Flask]) -> None:
     from .conftest import customers
 
     app = bare_app(bare_apps)
@@ -203,7 +204,7 @@ def test_every_route_is_documented_and_every_operation_routed(bare_apps):
     assert len(routed_operations(app)) == 7
 
 
-def test_undocumented_methods_are_405_with_allow(bare_apps):
+def test_undocumented_methods_are_405_with_allow(bare_apps: list[Flask]) -> None:
     """Exactly the documented methods are allowed; any other gets the 405 envelope."""
     from .conftest import customers
 
@@ -323,7 +324,9 @@ def checked(app: Flask, contract: Contract) -> tuple[Api, ContractClient]:
     return Api(app, client), client
 
 
-def test_typical_calls_answer_as_documented(checked, contract):
+def test_typical_calls_answer_as_documented(
+    checked: tuple[Api, ContractClient], contract: Contract
+) -> None:
     api, client = checked
     admin = api.admin_headers()
     alice = api.register("alice@example.com")
@@ -412,7 +415,7 @@ def test_typical_calls_answer_as_documented(checked, contract):
     assert expected <= contract.seen, sorted(expected - contract.seen)
 
 
-def test_registration_closed_answers_as_documented(app_factory):
+def test_registration_closed_answers_as_documented(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_ALLOW_REGISTRATION=False)
     contract = Contract(served(app), "/api")
     client = ContractClient(app, app.response_class, use_cookies=False)
@@ -434,7 +437,13 @@ def test_registration_closed_answers_as_documented(app_factory):
         (OperationalError("SELECT 1", {}, Exception("database is locked")), 503),
     ],
 )
-def test_server_failures_answer_as_documented(checked, contract, monkeypatch, error, status):
+def test_server_failures_answer_as_documented(
+    checked: tuple[Api, ContractClient],
+    contract: Contract,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Any,
+    status: Any,
+) -> None:
     api, client = checked
     api.app.config["PROPAGATE_EXCEPTIONS"] = False  # the 500 envelope, as in production
     state = state_of(api.app)

@@ -11,10 +11,12 @@ import gzip
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.security import check_password_hash
 
 from flask_evershop_customer import ConfigurationError
@@ -22,7 +24,7 @@ from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.config import DEFAULTS
 from flask_evershop_customer.passwords import PasswordHasher, common_passwords
 
-from .conftest import PASSWORD, Api, customers, database_free, db, start_app, state_of
+from .conftest import PASSWORD, Api, AppFactory, customers, database_free, db, start_app, state_of
 
 LIGATURE = "\ufb01"  # "ﬁ": one code point, two ("fi") after NFKC
 
@@ -96,7 +98,7 @@ ANY_COMPOSITION = [
 ]
 
 
-def test_any_composition_is_accepted(client):
+def test_any_composition_is_accepted(client: FlaskClient) -> None:
     for number, password in enumerate(ANY_COMPOSITION):
         email = f"any{number}@example.com"
         assert register(client, password, email=email).status_code == 200, password
@@ -104,12 +106,12 @@ def test_any_composition_is_accepted(client):
 
 
 @database_free
-def test_too_short_is_refused_and_says_so(client):
+def test_too_short_is_refused_and_says_so(client: FlaskClient) -> None:
     refused(register(client, "qzvkwxj"), TOO_SHORT)
     refused(register(client, ""), TOO_SHORT)
 
 
-def test_length_is_counted_in_code_points_after_nfkc(client):
+def test_length_is_counted_in_code_points_after_nfkc(client: FlaskClient) -> None:
     # Four code points as sent, eight after NFKC ("fifififi"): long enough.
     assert register(client, LIGATURE * 4).status_code == 200
     assert login(client, "pat@example.com", "fifififi").status_code == 200
@@ -119,7 +121,7 @@ def test_length_is_counted_in_code_points_after_nfkc(client):
     refused(register(client, LIGATURE * 65, email="over@example.com"), TOO_LONG)
 
 
-def test_the_maximum_is_128_code_points(client):
+def test_the_maximum_is_128_code_points(client: FlaskClient) -> None:
     assert register(client, "k" * 127 + "z").status_code == 200
     refused(register(client, "k" * 128 + "z", email="b@example.com"), TOO_LONG)
     # Astral characters count once each, not by their UTF-8 or UTF-16 length.
@@ -127,13 +129,13 @@ def test_the_maximum_is_128_code_points(client):
     refused(register(client, "\U0001f512" * 129, email="d@example.com"), TOO_LONG)
 
 
-def test_the_minimum_is_configurable(app_factory):
+def test_the_minimum_is_configurable(app_factory: AppFactory) -> None:
     client = app_factory(EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH=12).test_client()
     refused(register(client, "qzvkwxjmbtr"), "/password must NOT have fewer than 12 characters")
     assert register(client, "qzvkwxjmbtrh").status_code == 200
 
 
-def test_a_password_is_never_trimmed(client):
+def test_a_password_is_never_trimmed(client: FlaskClient) -> None:
     # Seven letters and a space: trimming would make it too short.
     assert register(client, "qzvkwxj ").status_code == 200
     refused(login(client, "pat@example.com", "qzvkwxj"), "Invalid email or password")
@@ -142,7 +144,7 @@ def test_a_password_is_never_trimmed(client):
     assert login(client, "pad@example.com", "  padded secret  ").status_code == 200
 
 
-def test_a_password_is_never_truncated(client):
+def test_a_password_is_never_truncated(client: FlaskClient) -> None:
     password = "".join(chr(0x61 + (i * 7) % 26) for i in range(128))
     assert register(client, password).status_code == 200
     for prefix in (password[:127], password[:72], password[:64]):
@@ -167,12 +169,12 @@ COMMON_PASSWORDS = [
 
 
 @database_free
-def test_common_passwords_are_refused(client):
+def test_common_passwords_are_refused(client: FlaskClient) -> None:
     for password in COMMON_PASSWORDS:
         refused(register(client, password), COMMON)
 
 
-def test_the_blocklist_is_bundled_named_and_large_enough():
+def test_the_blocklist_is_bundled_named_and_large_enough() -> None:
     blocklist = common_passwords()
     assert len(blocklist) >= 3000
     # The list must hold at least 3,000 entries that the default policy would otherwise
@@ -225,17 +227,19 @@ CONTEXT_WORDS = [
 
 
 @database_free
-def test_context_words_are_refused(client):
+def test_context_words_are_refused(client: FlaskClient) -> None:
     for email, full_name, password, message in CONTEXT_WORDS:
         refused(register(client, password, email=email, full_name=full_name), message)
 
 
-def test_a_password_containing_the_name_is_fine(client):
+def test_a_password_containing_the_name_is_fine(client: FlaskClient) -> None:
     response = register(client, "Margaret Hamilton wrote it", full_name="Margaret Hamilton")
     assert response.status_code == 200
 
 
-def test_updates_follow_the_policy_and_change_nothing_when_refused(api, client):
+def test_updates_follow_the_policy_and_change_nothing_when_refused(
+    api: Api, client: FlaskClient
+) -> None:
     data = api.register("eve.long@example.com", full_name="Eve Longname")
     token = api.login("eve.long@example.com")
     url = f"/api/customers/{data['uuid']}"
@@ -263,11 +267,13 @@ def test_updates_follow_the_policy_and_change_nothing_when_refused(api, client):
 
 
 @database_free
-def test_nul_in_a_new_password_is_refused(client):
+def test_nul_in_a_new_password_is_refused(client: FlaskClient) -> None:
     refused(register(client, "abcd\x00efgh"), "/password must not contain the NUL character")
 
 
-def test_a_trailing_nul_does_not_log_in(api, client, hasher_spy):
+def test_a_trailing_nul_does_not_log_in(
+    api: Api, client: FlaskClient, hasher_spy: HasherSpy
+) -> None:
     """HMAC pads short keys with zero bytes, so PBKDF2 and scrypt alone would accept
     ``password + "\\x00"`` for ``password``: the exact password is required."""
     api.register("nul@example.com")
@@ -291,7 +297,7 @@ EQUIVALENT_FORMS = [
 ]
 
 
-def test_equivalent_forms_log_in(app, client):
+def test_equivalent_forms_log_in(app: Flask, client: FlaskClient) -> None:
     for number, (registered, typed) in enumerate(EQUIVALENT_FORMS):
         email = f"nfkc{number}@example.com"
         assert register(client, registered, email=email).status_code == 200, registered
@@ -301,12 +307,12 @@ def test_equivalent_forms_log_in(app, client):
         assert check_password_hash(stored, unicodedata.normalize("NFKC", registered))
 
 
-def test_case_is_not_folded_at_login(client):
+def test_case_is_not_folded_at_login(client: FlaskClient) -> None:
     assert register(client, "Case Matters Here").status_code == 200
     refused(login(client, "pat@example.com", "case matters here"), "Invalid email or password")
 
 
-def test_login_does_not_apply_the_policy(app_factory):
+def test_login_does_not_apply_the_policy(app_factory: AppFactory) -> None:
     """A password accepted when it was set keeps working under a stricter policy."""
     old = app_factory()
     assert register(old.test_client(), "qzvkwxjm").status_code == 200
@@ -317,7 +323,7 @@ def test_login_does_not_apply_the_policy(app_factory):
 # -- hashing --------------------------------------------------------------------------
 
 
-def test_the_default_method_is_scrypt_at_owasps_floor():
+def test_the_default_method_is_scrypt_at_owasps_floor() -> None:
     assert DEFAULTS["EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"] == "scrypt:32768:8:3"
     app = start_app()
     state = state_of(app)
@@ -343,7 +349,7 @@ def test_the_default_method_is_scrypt_at_owasps_floor():
         "pbkdf2:md5:1000000",
     ],
 )
-def test_weak_methods_refuse_to_start(method):
+def test_weak_methods_refuse_to_start(method: Any) -> None:
     with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"):
         start_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
     app = start_app(
@@ -365,12 +371,12 @@ def test_weak_methods_refuse_to_start(method):
         "pbkdf2:sha512:210000",
     ],
 )
-def test_methods_at_or_above_the_floor_start(method):
+def test_methods_at_or_above_the_floor_start(method: Any) -> None:
     start_app(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method)
 
 
 @pytest.mark.parametrize("method", ["md5", "bcrypt", "argon2", "scrypt:1000:8:1", "plain"])
-def test_unknown_methods_refuse_to_start_even_when_weak_is_allowed(method):
+def test_unknown_methods_refuse_to_start_even_when_weak_is_allowed(method: Any) -> None:
     with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"):
         start_app(
             EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD=method,
@@ -378,14 +384,16 @@ def test_unknown_methods_refuse_to_start_even_when_weak_is_allowed(method):
         )
 
 
-def test_starting_the_app_computes_no_hash(hasher_spy):
+def test_starting_the_app_computes_no_hash(hasher_spy: HasherSpy) -> None:
     """The dummy hash for unknown emails costs nothing at start-up (and nothing extra on
     the first unknown-email login, which would otherwise be slower than the others)."""
     start_app()
     assert hasher_spy.hashes == 0 and hasher_spy.checks == 0
 
 
-def test_one_verification_per_login_attempt(api, client, hasher_spy):
+def test_one_verification_per_login_attempt(
+    api: Api, client: FlaskClient, hasher_spy: HasherSpy
+) -> None:
     api.register("on@example.com")
     api.register("off@example.com", status=0)
     attempts = [
@@ -404,7 +412,7 @@ def test_one_verification_per_login_attempt(api, client, hasher_spy):
 
 
 @database_free
-def test_unknown_emails_are_checked_against_a_hash_of_the_configured_method(app):
+def test_unknown_emails_are_checked_against_a_hash_of_the_configured_method(app: Flask) -> None:
     hasher = state_of(app).hasher
     assert hasher.dummy_hash.startswith("pbkdf2:sha256:1$")
     assert hasher.verify(None, PASSWORD) is False
@@ -413,13 +421,17 @@ def test_unknown_emails_are_checked_against_a_hash_of_the_configured_method(app)
 
 
 @database_free
-def test_a_malformed_login_request_checks_no_password(client, hasher_spy):
+def test_a_malformed_login_request_checks_no_password(
+    client: FlaskClient, hasher_spy: HasherSpy
+) -> None:
     for body in ({"email": "not-an-email", "password": PASSWORD}, {"email": "a@example.com"}):
         assert client.post("/api/customers/sessions", json=body).status_code == 400
     assert hasher_spy.checks == 0 and hasher_spy.hashes == 0
 
 
-def test_an_old_hash_is_upgraded_on_successful_login_only(app_factory, hasher_spy):
+def test_an_old_hash_is_upgraded_on_successful_login_only(
+    app_factory: AppFactory, hasher_spy: HasherSpy
+) -> None:
     old = app_factory()  # pbkdf2:sha256:1, the suite's cheap method
     Api(old, old.test_client()).register("r@example.com")
     assert stored_hash(old, "r@example.com").startswith("pbkdf2:sha256:1$")
@@ -443,7 +455,9 @@ def test_an_old_hash_is_upgraded_on_successful_login_only(app_factory, hasher_sp
     assert stored_hash(new, "r@example.com") == upgraded
 
 
-def test_a_disabled_customer_is_never_rehashed(app_factory, hasher_spy):
+def test_a_disabled_customer_is_never_rehashed(
+    app_factory: AppFactory, hasher_spy: HasherSpy
+) -> None:
     old = app_factory()
     Api(old, old.test_client()).register("d@example.com", status=0)
     new = app_factory(EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD="pbkdf2:sha256:2")
@@ -453,7 +467,9 @@ def test_a_disabled_customer_is_never_rehashed(app_factory, hasher_spy):
     assert stored_hash(new, "d@example.com").startswith("pbkdf2:sha256:1$")
 
 
-def test_a_hash_of_an_unknown_method_fails_closed(app, api, client):
+def test_a_hash_of_an_unknown_method_fails_closed(
+    app: Flask, api: Api, client: FlaskClient
+) -> None:
     """A hash imported from elsewhere (EverShop's bcrypt) never logs in and never 500s."""
     api.register("imported@example.com")
     Customer = customers.models.Customer
@@ -467,7 +483,7 @@ def test_a_hash_of_an_unknown_method_fails_closed(app, api, client):
     refused(login(client, "imported@example.com", PASSWORD), "Invalid email or password")
 
 
-def test_every_hash_is_salted(api, app):
+def test_every_hash_is_salted(api: Api, app: Flask) -> None:
     api.register("s1@example.com")
     api.register("s2@example.com")
     first, second = stored_hash(app, "s1@example.com"), stored_hash(app, "s2@example.com")

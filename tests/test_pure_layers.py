@@ -5,6 +5,7 @@ policies, the clock."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -43,12 +44,12 @@ UUID = "0" * 32
         (b"{}", "text/plain", UnsupportedMediaType),
     ],
 )
-def test_parse_json_body_refuses(data, mimetype, error):
+def test_parse_json_body_refuses(data: Any, mimetype: Any, error: Any) -> None:
     with pytest.raises(error):
         parse_json_body(data, mimetype, None, None)
 
 
-def test_parse_json_body_reads_empty_as_an_object_and_json_suffixes():
+def test_parse_json_body_reads_empty_as_an_object_and_json_suffixes() -> None:
     assert parse_json_body(b"", "text/plain", None, None) == {}
     assert parse_json_body(b'{"a": 1}', "application/merge-patch+json", "utf-8", None) == {"a": 1}
     with pytest.raises(UnsupportedMediaType):
@@ -75,13 +76,13 @@ def test_parse_json_body_reads_empty_as_an_object_and_json_suffixes():
         ),
     ],
 )
-def test_parse_new_customer_names_the_field(body, message):
+def test_parse_new_customer_names_the_field(body: Any, message: Any) -> None:
     with pytest.raises(ValidationError) as caught:
         parse_new_customer(body)
     assert caught.value.message == message
 
 
-def test_parse_new_customer_keeps_the_password_as_sent():
+def test_parse_new_customer_keeps_the_password_as_sent() -> None:
     new = parse_new_customer(
         {"email": "Ann@Example.COM", "password": "\ufb01" * 4, "full_name": "Ann", "status": "0"}
     )
@@ -89,7 +90,7 @@ def test_parse_new_customer_keeps_the_password_as_sent():
     assert new.password == "\ufb01" * 4  # hashed in its NFKC form, "fifififi"
 
 
-def test_parse_customer_changes_sets_only_what_was_named():
+def test_parse_customer_changes_sets_only_what_was_named() -> None:
     assert parse_customer_changes({"unknown": 1}) == CustomerChanges()
     changes = parse_customer_changes({"full_name": "B", "status": 1})
     assert (changes.full_name, changes.status, changes.email, changes.password) == (
@@ -100,7 +101,7 @@ def test_parse_customer_changes_sets_only_what_was_named():
     )
 
 
-def test_parse_credentials_applies_no_policy():
+def test_parse_credentials_applies_no_policy() -> None:
     credentials = parse_credentials({"email": "A@b.co", "password": "x"})
     assert (credentials.email_canonical, credentials.password) == ("a@b.co", "x")
 
@@ -117,11 +118,11 @@ def test_parse_credentials_applies_no_policy():
         (f'"other", "{UUID}.7"', 7),
     ],
 )
-def test_parse_if_match(header, version):
+def test_parse_if_match(header: Any, version: Any) -> None:
     assert parse_if_match(header, UUID) == version
 
 
-def test_parse_session_ids():
+def test_parse_session_ids() -> None:
     assert parse_session_ids("a,b,,a") == ["a", "b"]
     assert parse_session_ids(",".join(str(n) for n in range(51))) == []
 
@@ -137,11 +138,11 @@ def test_parse_session_ids():
         ("a" * 250 + "@b.co", None),
     ],
 )
-def test_canonical_email(email, canonical):
+def test_canonical_email(email: Any, canonical: Any) -> None:
     assert canonical_email(email) == canonical
 
 
-def test_tokens_round_trip_and_refuse_tampering_and_other_keys():
+def test_tokens_round_trip_and_refuse_tampering_and_other_keys() -> None:
     codec = TokenCodec(KEY, 60)
     now = utcnow()
     token = codec.issue(UUID, "sid", now)
@@ -155,7 +156,7 @@ def test_tokens_round_trip_and_refuse_tampering_and_other_keys():
         codec.verify(expired)
 
 
-def test_the_admin_cookie_signs_a_session_id():
+def test_the_admin_cookie_signs_a_session_id() -> None:
     signer = AdminCookieSigner(KEY, 60)
     value = signer.sign("session-1")
     assert signer.unsign(value) == "session-1"
@@ -177,7 +178,7 @@ def test_the_admin_cookie_signs_a_session_id():
         ("a perfectly fine one", None),
     ],
 )
-def test_policy_violation(password, reason):
+def test_policy_violation(password: Any, reason: Any) -> None:
     found = policy_violation(
         password, min_length=8, email="ann.example@x.co", full_name="ann example person"
     )
@@ -196,7 +197,7 @@ def test_policy_violation(password, reason):
         ("md5", None, None),
     ],
 )
-def test_hash_methods(method, normalized, weak):
+def test_hash_methods(method: Any, normalized: Any, weak: Any) -> None:
     found = normalize_hash_method(method)
     if method == "pbkdf2":
         assert found is not None and found.startswith("pbkdf2:sha256:")
@@ -206,7 +207,7 @@ def test_hash_methods(method, normalized, weak):
         assert is_weak(normalized) is weak
 
 
-def test_the_hasher_counts_one_check_and_knows_when_to_rehash():
+def test_the_hasher_counts_one_check_and_knows_when_to_rehash() -> None:
     hasher = PasswordHasher("pbkdf2:sha256:1")
     stored = hasher.hash("\ufb01" * 4)
     assert hasher.verify(stored, "fifififi")  # NFKC on both sides
@@ -217,7 +218,7 @@ def test_the_hasher_counts_one_check_and_knows_when_to_rehash():
     assert PasswordHasher("pbkdf2:sha256:2").needs_rehash(stored)
 
 
-def test_the_clock_freezes_travels_and_resets():
+def test_the_clock_freezes_travels_and_resets() -> None:
     clock = Clock()
     frozen = clock.freeze(datetime(2030, 1, 1))
     assert clock() == frozen == datetime(2030, 1, 1)

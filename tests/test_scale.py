@@ -181,7 +181,9 @@ def requests_of_a_customer(api: Api, uuid: str, email: str) -> dict[str, list[tu
 
 
 @pytest.fixture(params=selected_backends())
-def empty_app(request, tmp_path_factory) -> Iterator[Flask]:
+def empty_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
     with fresh_database(request.param, tmp_path_factory) as url:
         engine = sa.create_engine(url)
         db.metadata.create_all(engine)
@@ -197,7 +199,7 @@ def _shape(statements: list[tuple[str, Any]]) -> list[str]:
     return [re.sub(r"\s+", " ", statement).strip() for statement, _ in statements]
 
 
-def test_requests_cost_the_same_at_100_and_100000_customers(empty_app):
+def test_requests_cost_the_same_at_100_and_100000_customers(empty_app: Flask) -> None:
     app = empty_app
     api = Api(app, app.test_client(use_cookies=False))
     uuid = api.register("probe@example.com")["uuid"]
@@ -220,7 +222,9 @@ def test_requests_cost_the_same_at_100_and_100000_customers(empty_app):
 # -- purging --------------------------------------------------------------------------
 
 
-def test_purge_sessions_deletes_ended_sessions_in_batches_and_keeps_live_ones(app, api):
+def test_purge_sessions_deletes_ended_sessions_in_batches_and_keeps_live_ones(
+    app: Flask, api: Api
+) -> None:
     api.register("alice@example.com")
     live = [api.login("alice@example.com") for _ in range(3)]
     customer_id = db.metadata.tables["evershop_customer"]

@@ -37,7 +37,7 @@ from schemathesis.generation.stateful import run_state_machine_as_test
 
 from flask_evershop_customer.openapi import packaged_document
 
-from .conftest import Api, assert_no_secrets, clear_tables
+from .conftest import Api, AppFactory, assert_no_secrets, clear_tables
 
 DOCUMENT = "/api/customers/openapi.json"
 MAX_EXAMPLES = 25
@@ -154,13 +154,13 @@ def exercise(schema: Any, label: str) -> None:
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_every_operation_as_an_admin(app, api, label):
+def test_every_operation_as_an_admin(app: Flask, api: Api, label: Any) -> None:
     api.register("existing@example.com")
     exercise(with_credentials(load(app), cookie=admin_cookie(api)), label)
 
 
 @pytest.mark.parametrize("label", ["PATCH /customers/{id}", "DELETE /customers/{id}"])
-def test_a_customer_on_their_own_record(app, api, label):
+def test_a_customer_on_their_own_record(app: Flask, api: Api, label: Any) -> None:
     """A well-formed generated id is replaced by the customer's own, so that updates
     (and the delete) really happen with their bearer token."""
     me = api.register("me@example.com", full_name="Me Myself")
@@ -176,7 +176,7 @@ def test_a_customer_on_their_own_record(app, api, label):
     exercise(schema, label)
 
 
-def test_registration_closed(app_factory):
+def test_registration_closed(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_ALLOW_REGISTRATION=False)
     api = Api(app, app.test_client(use_cookies=False))
     schema = with_credentials(load(app), cookie=admin_cookie(api), paths=("/customers",))
@@ -210,13 +210,13 @@ def run_links(app: Flask, schema: Any, *, examples: int, steps: int) -> None:
     )
 
 
-def test_stateful_links(app, api):
+def test_stateful_links(app: Flask, api: Api) -> None:
     """Every link, as an admin: create, then update, delete or log in, then log out."""
     schema = with_credentials(load(app), cookie=admin_cookie(api))
     run_links(app, schema, examples=STATEFUL_EXAMPLES, steps=STATEFUL_STEPS)
 
 
-def test_stateful_customer_lifecycle(app, api):
+def test_stateful_customer_lifecycle(app: Flask, api: Api) -> None:
     """Create, update and delete only, so that a read after a delete (use after free)
     comes up within a few scenarios."""
     schema = with_credentials(load(app), cookie=admin_cookie(api))

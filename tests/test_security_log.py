@@ -11,24 +11,42 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from flask_evershop_customer.logs import fingerprint, security_event
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, customers, database_free, db
+from .conftest import (
+    OTHER_PASSWORD,
+    PASSWORD,
+    AdminLoaderFixture,
+    Api,
+    AppFactory,
+    customers,
+    database_free,
+    db,
+)
 
 LOGGER = "flask_evershop_customer.security"
 #: ``event key=<JSON> key=<JSON> ...`` on one line of printable ASCII.
 LINE = re.compile(r'[a-z_]+( [a-z_]+=(null|-?\d+|"([^"\\]|\\.)*"))*')
 
 
+#: ``security_log(event=None)``: the security records of a test, as dicts.
+SecurityLog = Callable[..., list[dict[str, Any]]]
+
+
 @pytest.fixture
-def security_log(caplog):
+def security_log(caplog: pytest.LogCaptureFixture) -> SecurityLog:
     """The security records of the test, as (event, fields) pairs."""
     caplog.set_level(logging.INFO, logger=LOGGER)
 
-    def events(name: str | None = None) -> list[dict]:
+    def events(name: str | None = None) -> list[dict[str, Any]]:
         found = []
         for record in caplog.records:
             if record.name == LOGGER:
@@ -40,7 +58,9 @@ def security_log(caplog):
     return events
 
 
-def test_a_login_is_logged_with_the_uuid_and_a_hashed_sid(api, client, security_log):
+def test_a_login_is_logged_with_the_uuid_and_a_hashed_sid(
+    api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     customer = api.register("alice@example.com")
     login = api.login("alice@example.com")
     [event] = security_log("login")
@@ -49,7 +69,9 @@ def test_a_login_is_logged_with_the_uuid_and_a_hashed_sid(api, client, security_
     assert event["client"] == "127.0.0.1"
 
 
-def test_failed_logins_are_logged_alike_but_usefully(api, client, security_log):
+def test_failed_logins_are_logged_alike_but_usefully(
+    api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     alice = api.register("alice@example.com")
     api.register("off@example.com", status=0)
     for email, password in [
@@ -68,7 +90,9 @@ def test_failed_logins_are_logged_alike_but_usefully(api, client, security_log):
     assert all(event["client"] == "127.0.0.1" for event in (unknown, wrong, disabled))
 
 
-def test_a_throttled_login_is_logged(api, client, security_log):
+def test_a_throttled_login_is_logged(
+    api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     api.register("alice@example.com")
     for _ in range(6):
         client.post(
@@ -79,7 +103,9 @@ def test_a_throttled_login_is_logged(api, client, security_log):
     assert event["email_hash"] == security_log("login_failed")[0]["email_hash"]
 
 
-def test_logouts_are_logged_with_the_uuid_and_hashed_sids(api, client, security_log):
+def test_logouts_are_logged_with_the_uuid_and_hashed_sids(
+    api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     alice = api.register("alice@example.com")
     bob = api.register("bob@example.com")
     first, second = api.login("alice@example.com"), api.login("alice@example.com")
@@ -102,7 +128,9 @@ def test_logouts_are_logged_with_the_uuid_and_hashed_sids(api, client, security_
     assert all(event["by_admin"] == "admin-9" for event in by_admin)
 
 
-def test_logout_signals_name_each_customers_own_sessions(app, api, client):
+def test_logout_signals_name_each_customers_own_sessions(
+    app: Flask, api: Api, client: FlaskClient
+) -> None:
     alice, bob = api.register("alice@example.com"), api.register("bob@example.com")
     alices, bobs = api.login("alice@example.com"), api.login("bob@example.com")
     seen = {}
@@ -119,7 +147,9 @@ def test_logout_signals_name_each_customers_own_sessions(app, api, client):
     assert seen == {alice["uuid"]: [alices.sid], bob["uuid"]: [bobs.sid]}
 
 
-def test_authorization_failures_are_logged_with_who_asked(app, api, client, security_log):
+def test_authorization_failures_are_logged_with_who_asked(
+    app: Flask, api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     alice = api.register("alice@example.com")
     bob = api.register("bob@example.com")
     login = api.login("alice@example.com")
@@ -148,7 +178,7 @@ def test_authorization_failures_are_logged_with_who_asked(app, api, client, secu
     assert cross | expected == cross and cross["origin"] == "https://evil.example"
 
 
-def test_admin_only_refusals_are_logged(app_factory, security_log):
+def test_admin_only_refusals_are_logged(app_factory: AppFactory, security_log: SecurityLog) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_ALLOW_REGISTRATION=False)
     client = app.test_client(use_cookies=False)
     admin_api = Api(app, client)
@@ -162,7 +192,9 @@ def test_admin_only_refusals_are_logged(app_factory, security_log):
     assert event["customer"] is not None and event["path"] == "/api/customers"
 
 
-def test_refused_credentials_are_logged(api, client, security_log):
+def test_refused_credentials_are_logged(
+    api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     alice = api.register("alice@example.com")
     url = f"/api/customers/{alice['uuid']}"
     client.patch(url, json={})
@@ -177,7 +209,9 @@ def test_refused_credentials_are_logged(api, client, security_log):
     assert security_log("admin_cookie_rejected")
 
 
-def test_a_revoked_token_is_logged(api, client, security_log):
+def test_a_revoked_token_is_logged(
+    api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     alice = api.register("alice@example.com")
     login = api.login("alice@example.com")
     client.delete(f"/api/customers/sessions/{login.sid}", headers=login.headers)
@@ -187,7 +221,9 @@ def test_a_revoked_token_is_logged(api, client, security_log):
 
 
 @database_free
-def test_anonymous_use_of_current_customer_logs_nothing(app, security_log):
+def test_anonymous_use_of_current_customer_logs_nothing(
+    app: Flask, security_log: SecurityLog
+) -> None:
     from flask_evershop_customer import current_customer
 
     @app.get("/shop")
@@ -201,7 +237,9 @@ def test_anonymous_use_of_current_customer_logs_nothing(app, security_log):
 # -- what must never be logged ----------------------------------------------------------
 
 
-def test_no_password_hash_or_whole_token_reaches_any_log(app, api, client, caplog):
+def test_no_password_hash_or_whole_token_reaches_any_log(
+    app: Flask, api: Api, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, every level
     alice = api.register("alice@example.com")
     login = api.login("alice@example.com")
@@ -233,7 +271,7 @@ def test_no_password_hash_or_whole_token_reaches_any_log(app, api, client, caplo
 # -- escaping ---------------------------------------------------------------------------
 
 
-def test_values_are_escaped_onto_one_line(caplog):
+def test_values_are_escaped_onto_one_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     forged = 'admin@example.com\r\nlogin customer="someone" sid="x"\u2028\x1b[31m\u00e9'
     security_event("probe", admin=forged, count=3, nothing=None)
@@ -251,7 +289,13 @@ def test_values_are_escaped_onto_one_line(caplog):
     }
 
 
-def test_a_crlf_in_an_admin_email_is_escaped(api, client, caplog, security_log, admin_loader):
+def test_a_crlf_in_an_admin_email_is_escaped(
+    api: Api,
+    client: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+    security_log: SecurityLog,
+    admin_loader: AdminLoaderFixture,
+) -> None:
     """Hosts may use emails as admin ids; one with CR/LF cannot forge a log line."""
     forged = 'boss@example.com\r\nlogin customer="00000000000000000000000000000000"'
 
@@ -267,7 +311,9 @@ def test_a_crlf_in_an_admin_email_is_escaped(api, client, caplog, security_log, 
     assert '\\r\\nlogin customer=\\"0000' in line and "\n" not in line
 
 
-def test_a_crlf_in_a_login_email_or_a_path_forges_no_line(api, client, caplog):
+def test_a_crlf_in_a_login_email_or_a_path_forges_no_line(
+    api: Api, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     alice = api.register("alice@example.com")
     client.post(
@@ -290,10 +336,9 @@ def test_a_crlf_in_a_login_email_or_a_path_forges_no_line(api, client, caplog):
 # -- SECURITY.md ------------------------------------------------------------------------
 
 
-def test_security_md_names_only_tests_that_exist():
+def test_security_md_names_only_tests_that_exist() -> None:
     """SECURITY.md maps ASVS requirements to tests: renaming a test must not orphan it."""
     import ast
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     document = root / "SECURITY.md"
@@ -307,7 +352,9 @@ def test_security_md_names_only_tests_that_exist():
         assert name in names, f"SECURITY.md names {path}::{name}, which does not exist"
 
 
-def test_session_ids_in_logged_paths_are_fingerprints(api, client, security_log):
+def test_session_ids_in_logged_paths_are_fingerprints(
+    api: Api, client: FlaskClient, security_log: SecurityLog
+) -> None:
     api.register("alice@example.com")
     login = api.login("alice@example.com")
     sid = login.sid
@@ -323,7 +370,9 @@ def test_session_ids_in_logged_paths_are_fingerprints(api, client, security_log)
         assert f"sid:{fingerprint(sid)}" in event["path"]
 
 
-def test_registrations_and_email_conflicts_are_logged(app_factory, security_log):
+def test_registrations_and_email_conflicts_are_logged(
+    app_factory: AppFactory, security_log: SecurityLog
+) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=1)
     client = app.test_client(use_cookies=False)
     api = Api(app, client)

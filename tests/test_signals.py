@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from flask_evershop_customer import signals
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, assert_no_secrets
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, AppFactory, assert_no_secrets
 
 ALL = [
     signals.customer_created,
@@ -40,7 +43,7 @@ def recording():
             signal.disconnect(function)
 
 
-def test_the_lifecycle_sends_each_signal_once(app, api, client):
+def test_the_lifecycle_sends_each_signal_once(app: Flask, api: Api, client: FlaskClient) -> None:
     with recording() as events:
         data = api.register("alice@example.com")
         login = api.login("alice@example.com")
@@ -71,7 +74,7 @@ def test_the_lifecycle_sends_each_signal_once(app, api, client):
         assert PASSWORD not in repr(payload) and OTHER_PASSWORD not in repr(payload)
 
 
-def test_nothing_is_sent_for_failures_or_no_ops(api, client):
+def test_nothing_is_sent_for_failures_or_no_ops(api: Api, client: FlaskClient) -> None:
     data = api.register("alice@example.com")
     login = api.login("alice@example.com")
     with recording() as events:
@@ -86,7 +89,7 @@ def test_nothing_is_sent_for_failures_or_no_ops(api, client):
     assert events == []
 
 
-def test_receivers_see_the_change_inside_the_transaction(app, api):
+def test_receivers_see_the_change_inside_the_transaction(app: Flask, api: Api) -> None:
     seen = []
 
     def receive(sender, customer):
@@ -105,7 +108,7 @@ def test_receivers_see_the_change_inside_the_transaction(app, api):
 
 
 @pytest.mark.parametrize("signal", [signals.customer_created])
-def test_a_raising_receiver_rolls_the_change_back(app_factory, signal):
+def test_a_raising_receiver_rolls_the_change_back(app_factory: AppFactory, signal: Any) -> None:
     app = app_factory(PROPAGATE_EXCEPTIONS=False)
     client = app.test_client(use_cookies=False)
     api = Api(app, client)

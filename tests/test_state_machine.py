@@ -33,7 +33,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, clear_tables, customers, db
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, AppFactory, clear_tables, customers, db
 
 MAX_EXAMPLES = 30
 STEPS = 20
@@ -323,7 +323,7 @@ class CustomerAPI(RuleBasedStateMachine):
         assert set(canonical) == alive
 
 
-def test_random_sequences_keep_the_invariants(app_factory):
+def test_random_sequences_keep_the_invariants(app_factory: AppFactory) -> None:
     class Machine(CustomerAPI):
         pass
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from flask import Flask, jsonify
+from flask.testing import FlaskClient
 
 from flask_evershop_customer import current_customer, customer_required
 
-from .conftest import OTHER_PASSWORD, PASSWORD, count_statements
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, count_statements
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def assert_count(found: list[str], expected: int) -> None:
     assert len(found) == expected, f"{len(found)} statements, pinned at {expected}:\n{listing}"
 
 
-def test_create(host_app, client):
+def test_create(host_app: Flask, client: FlaskClient) -> None:
     body = {"email": "new@example.com", "password": PASSWORD, "full_name": "New"}
     # The registration recorded under the client address and counted (registrations are
     # limited per address), then the INSERT (its key comes back with it); the unique
@@ -53,7 +54,7 @@ def test_create(host_app, client):
     assert_count(statements(host_app, lambda: client.post("/api/customers", json=body)), 3)
 
 
-def test_create_by_an_admin(host_app, client, api):
+def test_create_by_an_admin(host_app: Flask, client: FlaskClient, api: Api) -> None:
     body = {"email": "new@example.com", "password": PASSWORD, "full_name": "New"}
     headers = api.admin_headers()
     found = statements(host_app, lambda: client.post("/api/customers", json=body, headers=headers))
@@ -61,7 +62,7 @@ def test_create_by_an_admin(host_app, client, api):
     assert_count(found, 2)
 
 
-def test_login(host_app, client, alice):
+def test_login(host_app: Flask, client: FlaskClient, alice: dict[str, Any]) -> None:
     body = {"email": "alice@example.com", "password": PASSWORD}
     found = statements(host_app, lambda: client.post("/api/customers/sessions", json=body))
     # The attempt recorded first (one INSERT for the email and the address), the count up
@@ -79,7 +80,9 @@ def test_login(host_app, client, alice):
     ],
     ids=["wrong-password", "unknown-email"],
 )
-def test_failed_login(host_app, client, alice, body):
+def test_failed_login(
+    host_app: Flask, client: FlaskClient, alice: dict[str, Any], body: Any
+) -> None:
     found = statements(
         host_app, lambda: client.post("/api/customers/sessions", json=body), status=400
     )
@@ -87,20 +90,26 @@ def test_failed_login(host_app, client, alice, body):
     assert_count(found, 3)
 
 
-def test_token_check_on_a_host_route(host_app, client, alice_login):
+def test_token_check_on_a_host_route(
+    host_app: Flask, client: FlaskClient, alice_login: Login
+) -> None:
     found = statements(host_app, lambda: client.get("/account", headers=alice_login.headers))
     # One indexed lookup: the session joined to its customer.
     assert_count(found, 1)
 
 
-def test_authenticated_empty_patch(host_app, client, alice, alice_login):
+def test_authenticated_empty_patch(
+    host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     url = f"/api/customers/{alice['uuid']}"
     found = statements(host_app, lambda: client.patch(url, json={}, headers=alice_login.headers))
     # The token check already loaded the caller's own record: nothing else to read.
     assert_count(found, 1)
 
 
-def test_authenticated_patch(host_app, client, alice, alice_login):
+def test_authenticated_patch(
+    host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     url = f"/api/customers/{alice['uuid']}"
     body = {"full_name": "Alice Renamed"}
     found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
@@ -109,7 +118,9 @@ def test_authenticated_patch(host_app, client, alice, alice_login):
     assert_count(found, 3)
 
 
-def test_authenticated_patch_of_the_email(host_app, client, alice, alice_login):
+def test_authenticated_patch_of_the_email(
+    host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     url = f"/api/customers/{alice['uuid']}"
     body = {"full_name": "Alice Renamed", "email": "alice.renamed@example.com"}
     found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
@@ -119,7 +130,9 @@ def test_authenticated_patch_of_the_email(host_app, client, alice, alice_login):
     assert_count(found, 6)
 
 
-def test_authenticated_patch_with_a_password_change(host_app, client, alice, alice_login):
+def test_authenticated_patch_with_a_password_change(
+    host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     url = f"/api/customers/{alice['uuid']}"
     body = {"password": OTHER_PASSWORD}
     found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
@@ -128,7 +141,7 @@ def test_authenticated_patch_with_a_password_change(host_app, client, alice, ali
     assert_count(found, 4)
 
 
-def test_admin_patch(host_app, client, api, alice):
+def test_admin_patch(host_app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]) -> None:
     url = f"/api/customers/{alice['uuid']}"
     body = {"full_name": "Set By Admin"}
     headers = api.admin_headers()
@@ -137,7 +150,9 @@ def test_admin_patch(host_app, client, api, alice):
     assert_count(found, 3)
 
 
-def test_delete(host_app, client, alice, alice_login):
+def test_delete(
+    host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     url = f"/api/customers/{alice['uuid']}"
     found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
     # The token check; the customer locked and the session still live (the session rows
@@ -145,14 +160,18 @@ def test_delete(host_app, client, alice, alice_login):
     assert_count(found, 5)
 
 
-def test_logout_of_the_calling_session(host_app, client, alice_login):
+def test_logout_of_the_calling_session(
+    host_app: Flask, client: FlaskClient, alice_login: Login
+) -> None:
     url = f"/api/customers/sessions/{alice_login.sid}"
     found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
     # The token check already proved the session live and whose: one UPDATE ends it.
     assert_count(found, 2)
 
 
-def test_logout_of_another_session_by_sid(host_app, client, api, alice_login):
+def test_logout_of_another_session_by_sid(
+    host_app: Flask, client: FlaskClient, api: Api, alice_login: Login
+) -> None:
     other = api.login("alice@example.com")
     url = f"/api/customers/sessions/{other.sid}"
     found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
@@ -160,7 +179,9 @@ def test_logout_of_another_session_by_sid(host_app, client, api, alice_login):
     assert_count(found, 3)
 
 
-def test_logout_by_customer_uuid(host_app, client, api, alice, alice_login):
+def test_logout_by_customer_uuid(
+    host_app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any], alice_login: Login
+) -> None:
     api.login("alice@example.com")
     url = f"/api/customers/sessions/{alice['uuid']}"
     found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))

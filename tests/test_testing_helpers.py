@@ -11,7 +11,7 @@ from flask_evershop_customer import admin_required, current_customer, customer_r
 from flask_evershop_customer.errors import NotFound
 from flask_evershop_customer.testing import CustomerTestClient
 
-from .conftest import customers, state_of
+from .conftest import Api, customers, state_of
 
 
 @pytest.fixture
@@ -31,7 +31,9 @@ def host_app(app: Flask) -> Flask:
     return app
 
 
-def test_a_client_logged_in_as_a_customer_without_a_password(host_app, api, monkeypatch):
+def test_a_client_logged_in_as_a_customer_without_a_password(
+    host_app: Flask, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     customer = api.register("t@example.com")
     hasher = state_of(host_app).hasher
     monkeypatch.setattr(hasher, "verify", lambda *_: pytest.fail("no password check"))
@@ -45,7 +47,7 @@ def test_a_client_logged_in_as_a_customer_without_a_password(host_app, api, monk
 
 
 @pytest.mark.parametrize("use_cookies", [True, False])
-def test_a_client_logged_in_as_an_admin(host_app, use_cookies):
+def test_a_client_logged_in_as_an_admin(host_app: Flask, use_cookies: Any) -> None:
     client = host_app.test_client(use_cookies=use_cookies, admin="ops-1")
     assert client.get("/admin/page").get_json() == {"admin": True}
     with host_app.app_context():
@@ -53,14 +55,14 @@ def test_a_client_logged_in_as_an_admin(host_app, use_cookies):
     assert client.get("/admin/page").status_code == 401
 
 
-def test_no_session_for_an_unknown_or_disabled_customer(host_app, api):
+def test_no_session_for_an_unknown_or_disabled_customer(host_app: Flask, api: Api) -> None:
     disabled = api.register("d@example.com", status=0)
     for uuid in (disabled["uuid"], "0" * 32, "not-a-uuid"):
         with pytest.raises(NotFound, match="Invalid customer id"):
             host_app.test_client(customer=uuid)
 
 
-def test_the_clock_moves_session_expiry(host_app, api):
+def test_the_clock_moves_session_expiry(host_app: Flask, api: Api) -> None:
     customer = api.register("c@example.com")
     client = host_app.test_client(customer=customer["uuid"])
     lifetime = state_of(host_app).settings.token_lifetime

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.clock import utcnow
 
-from .conftest import PASSWORD, Api, customers, database_free, db, table_contents
+from .conftest import PASSWORD, Api, AppFactory, customers, database_free, db, table_contents
 
 LOCKED = {"error": {"status": 429, "message": "Too many failed login attempts, try again later"}}
 INVALID = {"error": {"status": 400, "message": "Invalid email or password"}}
@@ -65,7 +67,7 @@ def assert_locked(response):
 
 
 @pytest.fixture
-def checks(monkeypatch):
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many passwords the extension checks (a list, to count the calls)."""
     calls = []
     real = passwords_module.check_password_hash
@@ -85,7 +87,9 @@ def failure_rows(app) -> int:
 # -- per email ------------------------------------------------------------------------
 
 
-def test_the_sixth_attempt_is_refused_without_checking_the_password(api, client, checks):
+def test_the_sixth_attempt_is_refused_without_checking_the_password(
+    api: Api, client: FlaskClient, checks: list[int]
+) -> None:
     api.register("alice@example.com")
     fail(client, "alice@example.com", 5)
     checks.clear()
@@ -95,7 +99,9 @@ def test_the_sixth_attempt_is_refused_without_checking_the_password(api, client,
     assert checks == []
 
 
-def test_the_lockout_looks_the_same_for_unknown_accounts(app, api, client, monkeypatch):
+def test_the_lockout_looks_the_same_for_unknown_accounts(
+    app: Flask, api: Api, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     Clock(monkeypatch, app)
     api.register("alice@example.com")
     fail(client, "alice@example.com", 5)
@@ -110,7 +116,7 @@ def test_the_lockout_looks_the_same_for_unknown_accounts(app, api, client, monke
     assert sorted(known.headers.keys()) == sorted(unknown.headers.keys())
 
 
-def test_the_email_is_counted_in_its_canonical_form(api, client):
+def test_the_email_is_counted_in_its_canonical_form(api: Api, client: FlaskClient) -> None:
     api.register("alice@example.com")
     for email in ("alice@example.com", "ALICE@example.com", "Alice@Example.COM"):
         attempt(client, email)
@@ -118,7 +124,7 @@ def test_the_email_is_counted_in_its_canonical_form(api, client):
     assert_locked(attempt(client, "aLiCe@example.com", PASSWORD))
 
 
-def test_other_accounts_are_not_affected(api, client):
+def test_other_accounts_are_not_affected(api: Api, client: FlaskClient) -> None:
     api.register("alice@example.com")
     api.register("bob@example.com")
     fail(client, "alice@example.com", 5)
@@ -126,7 +132,7 @@ def test_other_accounts_are_not_affected(api, client):
     assert attempt(client, "bob@example.com", PASSWORD).status_code == 200
 
 
-def test_the_count_holds_across_app_instances(app_factory):
+def test_the_count_holds_across_app_instances(app_factory: AppFactory) -> None:
     """Two workers (or hosts) on one database share the count."""
     first, second = app_factory(), app_factory()
     Api(first, first.test_client()).register("alice@example.com")
@@ -137,7 +143,7 @@ def test_the_count_holds_across_app_instances(app_factory):
     assert_locked(attempt(two, "alice@example.com", PASSWORD))
 
 
-def test_a_success_resets_the_count(api, client):
+def test_a_success_resets_the_count(api: Api, client: FlaskClient) -> None:
     api.register("alice@example.com")
     fail(client, "alice@example.com", 4)
     assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
@@ -145,7 +151,9 @@ def test_a_success_resets_the_count(api, client):
     assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
 
 
-def test_the_window_slides_and_retry_after_is_exact(app, api, client, monkeypatch):
+def test_the_window_slides_and_retry_after_is_exact(
+    app: Flask, api: Api, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = Clock(monkeypatch, app)
     api.register("alice@example.com")
     fail(client, "alice@example.com", 1)
@@ -164,7 +172,9 @@ def test_the_window_slides_and_retry_after_is_exact(app, api, client, monkeypatc
     assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
 
 
-def test_the_limit_and_window_are_configurable(app_factory, monkeypatch):
+def test_the_limit_and_window_are_configurable(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = app_factory(
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=2, EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW=60
     )
@@ -177,7 +187,7 @@ def test_the_limit_and_window_are_configurable(app_factory, monkeypatch):
     assert attempt(client, "alice@example.com", PASSWORD).status_code == 200
 
 
-def test_the_cli_lifts_a_lockout(app, api, client):
+def test_the_cli_lifts_a_lockout(app: Flask, api: Api, client: FlaskClient) -> None:
     api.register("alice@example.com")
     fail(client, "alice@example.com", 5)
     assert_locked(attempt(client, "alice@example.com", PASSWORD))
@@ -189,13 +199,13 @@ def test_the_cli_lifts_a_lockout(app, api, client):
 
 
 @database_free
-def test_the_cli_refuses_an_invalid_email(app):
+def test_the_cli_refuses_an_invalid_email(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["customers", "unlock", "not an email"])
     assert result.exit_code == 2
     assert "not a valid email address" in result.output
 
 
-def test_zero_turns_throttling_off(app_factory):
+def test_zero_turns_throttling_off(app_factory: AppFactory) -> None:
     app = app_factory(
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0,
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=0,
@@ -208,7 +218,7 @@ def test_zero_turns_throttling_off(app_factory):
     assert failure_rows(app) == 0
 
 
-def test_failures_are_stored_under_digests_only(app, api, client):
+def test_failures_are_stored_under_digests_only(app: Flask, api: Api, client: FlaskClient) -> None:
     """The failure table holds no email and no address in clear."""
     api.register("alice@example.com")
     fail(client, "alice@example.com", 2, ip="203.0.113.99")
@@ -227,7 +237,7 @@ def test_failures_are_stored_under_digests_only(app, api, client):
 
 
 @pytest.fixture
-def ip_limited(app_factory):
+def ip_limited(app_factory: AppFactory) -> Flask:
     app = app_factory(
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=3
     )
@@ -235,7 +245,7 @@ def ip_limited(app_factory):
     return app
 
 
-def test_one_address_is_limited_across_emails(ip_limited, checks):
+def test_one_address_is_limited_across_emails(ip_limited: Flask, checks: list[int]) -> None:
     client = ip_limited.test_client()
     for number in range(3):
         fail(client, f"guess{number}@example.com", 1, ip="203.0.113.7")
@@ -245,7 +255,7 @@ def test_one_address_is_limited_across_emails(ip_limited, checks):
     assert attempt(client, "alice@example.com", PASSWORD, ip="198.51.100.2").status_code == 200
 
 
-def test_forwarding_headers_are_not_trusted_by_default(ip_limited):
+def test_forwarding_headers_are_not_trusted_by_default(ip_limited: Flask) -> None:
     client = ip_limited.test_client()
     for number in range(3):
         fail(
@@ -261,7 +271,7 @@ def test_forwarding_headers_are_not_trusted_by_default(ip_limited):
     assert_locked(response)
 
 
-def test_behind_proxyfix_the_forwarded_client_is_counted(ip_limited):
+def test_behind_proxyfix_the_forwarded_client_is_counted(ip_limited: Flask) -> None:
     """What the README tells hosts behind one reverse proxy to do."""
     ip_limited.wsgi_app = ProxyFix(ip_limited.wsgi_app, x_for=1)
     client = ip_limited.test_client()
@@ -302,7 +312,9 @@ def register(client, n, ip="192.0.2.10", **headers):
     )
 
 
-def test_registrations_are_limited_per_client_address(app_factory, monkeypatch):
+def test_registrations_are_limited_per_client_address(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=3)
     clock = Clock(monkeypatch, app)
     client = app.test_client(use_cookies=False)
@@ -326,7 +338,7 @@ def test_registrations_are_limited_per_client_address(app_factory, monkeypatch):
     assert register(client, 10).status_code == 200
 
 
-def test_a_registration_that_fails_validation_is_not_counted(app_factory):
+def test_a_registration_that_fails_validation_is_not_counted(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=1)
     client = app.test_client(use_cookies=False)
     for _ in range(3):
@@ -335,21 +347,23 @@ def test_a_registration_that_fails_validation_is_not_counted(app_factory):
     assert register(client, 1).status_code == 200
 
 
-def test_an_admin_registers_customers_without_a_limit(app_factory):
+def test_an_admin_registers_customers_without_a_limit(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=1)
     client = app.test_client(use_cookies=False)
     admin = Api(app, client).admin_headers()
     assert [register(client, n, **admin).status_code for n in range(3)] == [200] * 3
 
 
-def test_registration_limit_zero_turns_it_off(app_factory):
+def test_registration_limit_zero_turns_it_off(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=0)
     client = app.test_client(use_cookies=False)
     assert {register(client, n).status_code for n in range(25)} == {200}
     assert failure_rows(app) == 0
 
 
-def test_a_customer_probing_for_taken_emails_is_limited(app_factory, monkeypatch):
+def test_a_customer_probing_for_taken_emails_is_limited(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=2)
     client = app.test_client(use_cookies=False)
     api = Api(app, client)
@@ -377,7 +391,7 @@ def test_a_customer_probing_for_taken_emails_is_limited(app_factory, monkeypatch
     assert client.patch(url, json={"email": taken[3]["email"]}, headers=admin).status_code == 409
 
 
-def test_a_successful_email_change_is_not_counted(app_factory):
+def test_a_successful_email_change_is_not_counted(app_factory: AppFactory) -> None:
     app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=1)
     client = app.test_client(use_cookies=False)
     api = Api(app, client)

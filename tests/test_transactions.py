@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import request_finished
+from flask import Flask, request_finished
+from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 
 from flask_evershop_customer import signals
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, db, table_contents
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, AppFactory, Login, db, table_contents
 
 INTERNAL = {"error": {"status": 500, "message": "Internal server error"}}
 UNAVAILABLE = {"error": {"status": 503, "message": "Service temporarily unavailable, try again"}}
@@ -37,7 +38,7 @@ class Shop:
 
 
 @pytest.fixture
-def shop(app_factory, app, client) -> Shop:
+def shop(app_factory: AppFactory, app: Flask, client: FlaskClient) -> Shop:
     # These tests read the 500 envelope that production gets, not the exception that
     # Flask re-raises under TESTING.
     app.config["PROPAGATE_EXCEPTIONS"] = False
@@ -117,7 +118,9 @@ def _refuse(sender: Any, **payload: Any) -> None:
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_a_raising_signal_receiver_leaves_every_table_as_it_was(app, shop, operation):
+def test_a_raising_signal_receiver_leaves_every_table_as_it_was(
+    app: Flask, shop: Shop, operation: Any
+) -> None:
     signal, request = OPERATIONS[operation]
     before = table_contents(app)
     with connected(signal, _refuse):
@@ -139,7 +142,9 @@ def test_a_raising_signal_receiver_leaves_every_table_as_it_was(app, shop, opera
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_a_raising_commit_hook_leaves_every_table_as_it_was(app, shop, operation):
+def test_a_raising_commit_hook_leaves_every_table_as_it_was(
+    app: Flask, shop: Shop, operation: Any
+) -> None:
     _, request = OPERATIONS[operation]
     before = table_contents(app)
 
@@ -161,7 +166,9 @@ def _locked(statement: str = "COMMIT") -> OperationalError:
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_a_commit_that_keeps_failing_is_503_and_changes_nothing(app, shop, operation, monkeypatch):
+def test_a_commit_that_keeps_failing_is_503_and_changes_nothing(
+    app: Flask, shop: Shop, operation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, request = OPERATIONS[operation]
     before = table_contents(app)
     attempts = []
@@ -182,7 +189,9 @@ def test_a_commit_that_keeps_failing_is_503_and_changes_nothing(app, shop, opera
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_a_commit_that_fails_once_is_retried_and_applied_once(app, shop, operation, monkeypatch):
+def test_a_commit_that_fails_once_is_retried_and_applied_once(
+    app: Flask, shop: Shop, operation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, request = OPERATIONS[operation]
     real_commit = OrmSession.commit
     failures = [_locked()]
@@ -229,7 +238,9 @@ def _assert_applied_once(app: Any, shop: Shop, operation: str) -> None:
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_the_response_is_built_after_the_commit_and_without_sql(app, shop, operation):
+def test_the_response_is_built_after_the_commit_and_without_sql(
+    app: Flask, shop: Shop, operation: Any
+) -> None:
     signal, request = OPERATIONS[operation]
     events: list[str] = []
     real_commit = OrmSession.commit

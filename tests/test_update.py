@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
-from .conftest import OTHER_PASSWORD, PASSWORD, database_free, state_of
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, database_free, state_of
 
 
-def test_customer_updates_own_name(client, alice, alice_login):
+def test_customer_updates_own_name(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"full_name": "Alice Renamed"}, headers=login.headers
@@ -22,7 +28,9 @@ def test_customer_updates_own_name(client, alice, alice_login):
     assert body["links"][1]["href"] == f"/admin/customers/edit/{data['uuid']}"
 
 
-def test_admin_updates_any_customer_including_status(api, client, alice):
+def test_admin_updates_any_customer_including_status(
+    api: Api, client: FlaskClient, alice: dict[str, Any]
+) -> None:
     data = alice
     response = client.patch(
         f"/api/customers/{data['uuid']}",
@@ -34,7 +42,9 @@ def test_admin_updates_any_customer_including_status(api, client, alice):
     assert body["status"] == 0 and body["email"] == "new@example.com"
 
 
-def test_customer_cannot_change_status(client, alice, alice_login):
+def test_customer_cannot_change_status(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"status": 0}, headers=login.headers
@@ -43,7 +53,9 @@ def test_customer_cannot_change_status(client, alice, alice_login):
     assert response.get_json()["error"]["status"] == 403
 
 
-def test_empty_patch_changes_nothing(client, alice, alice_login):
+def test_empty_patch_changes_nothing(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     response = client.patch(f"/api/customers/{data['uuid']}", json={}, headers=login.headers)
     assert response.status_code == 200
@@ -53,7 +65,9 @@ def test_empty_patch_changes_nothing(client, alice, alice_login):
     assert body == expected
 
 
-def test_read_only_and_unknown_fields_are_ignored(client, alice, alice_login):
+def test_read_only_and_unknown_fields_are_ignored(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}",
@@ -77,7 +91,9 @@ def test_read_only_and_unknown_fields_are_ignored(client, alice, alice_login):
     assert body["updated_at"] == data["updated_at"]
 
 
-def test_password_change_takes_effect(api, client, alice, alice_login):
+def test_password_change_takes_effect(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"password": OTHER_PASSWORD}, headers=login.headers
@@ -90,7 +106,9 @@ def test_password_change_takes_effect(api, client, alice, alice_login):
     api.login("alice@example.com", OTHER_PASSWORD)
 
 
-def test_password_change_ends_other_sessions_but_not_this_one(api, client, alice, alice_login):
+def test_password_change_ends_other_sessions_but_not_this_one(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     other = api.login("alice@example.com")
     response = client.patch(
@@ -102,7 +120,9 @@ def test_password_change_ends_other_sessions_but_not_this_one(api, client, alice
     assert client.patch(url, json={}, headers=other.headers).status_code == 401
 
 
-def test_admin_password_change_ends_every_session(api, client, alice, alice_login):
+def test_admin_password_change_ends_every_session(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     response = client.patch(url, json={"password": OTHER_PASSWORD}, headers=api.admin_headers())
@@ -110,7 +130,9 @@ def test_admin_password_change_ends_every_session(api, client, alice, alice_logi
     assert client.patch(url, json={}, headers=login.headers).status_code == 401
 
 
-def test_disabling_ends_every_session_and_login(api, client, alice, alice_login):
+def test_disabling_ends_every_session_and_login(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     assert client.patch(url, json={"status": 0}, headers=api.admin_headers()).status_code == 200
@@ -122,7 +144,9 @@ def test_disabling_ends_every_session_and_login(api, client, alice, alice_login)
     assert response.get_json()["error"]["message"] == "Invalid email or password"
 
 
-def test_email_change_to_a_taken_email_in_any_case_is_409(api, client, alice, alice_login):
+def test_email_change_to_a_taken_email_in_any_case_is_409(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     api.register("bob@example.com")
     response = client.patch(
@@ -134,7 +158,9 @@ def test_email_change_to_a_taken_email_in_any_case_is_409(api, client, alice, al
     assert unchanged.get_json()["data"]["email"] == "alice@example.com"
 
 
-def test_email_change_to_own_email_in_another_case(client, alice, alice_login):
+def test_email_change_to_own_email_in_another_case(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     response = client.patch(
         f"/api/customers/{data['uuid']}", json={"email": "Alice@Example.com"}, headers=login.headers
@@ -143,7 +169,9 @@ def test_email_change_to_own_email_in_another_case(client, alice, alice_login):
     assert response.get_json()["data"]["email"] == "Alice@Example.com"
 
 
-def test_login_uses_new_email(api, client, alice, alice_login):
+def test_login_uses_new_email(
+    api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
     data, login = alice, alice_login
     client.patch(
         f"/api/customers/{data['uuid']}",
@@ -165,7 +193,9 @@ def test_login_uses_new_email(api, client, alice, alice_login):
         ([], "Request data must be object"),
     ],
 )
-def test_invalid_update_is_400_and_changes_nothing(client, alice, alice_login, body, message):
+def test_invalid_update_is_400_and_changes_nothing(
+    client: FlaskClient, alice: dict[str, Any], alice_login: Login, body: Any, message: Any
+) -> None:
     data, login = alice, alice_login
     url = f"/api/customers/{data['uuid']}"
     response = client.patch(url, json=body, headers=login.headers)
@@ -176,14 +206,16 @@ def test_invalid_update_is_400_and_changes_nothing(client, alice, alice_login, b
 
 
 @database_free
-def test_no_credentials_is_401(client, alice):
+def test_no_credentials_is_401(client: FlaskClient, alice: dict[str, Any]) -> None:
     data = alice
     response = client.patch(f"/api/customers/{data['uuid']}", json={"full_name": "X"})
     assert response.status_code == 401
     assert response.get_json() == {"error": {"status": 401, "message": "Unauthorized"}}
 
 
-def test_one_customer_cannot_change_another(api, client, alice):
+def test_one_customer_cannot_change_another(
+    api: Api, client: FlaskClient, alice: dict[str, Any]
+) -> None:
     data = alice
     api.register("mallory@example.com")
     mallory = api.login("mallory@example.com")
@@ -196,7 +228,9 @@ def test_one_customer_cannot_change_another(api, client, alice):
 
 
 @pytest.mark.parametrize("customer_id", ["0" * 32, "not-a-uuid", "F" * 32, "1", "a" * 33])
-def test_unknown_or_malformed_id_is_404(api, client, alice, customer_id):
+def test_unknown_or_malformed_id_is_404(
+    api: Api, client: FlaskClient, alice: dict[str, Any], customer_id: Any
+) -> None:
     response = client.patch(
         f"/api/customers/{customer_id}", json={"full_name": "X"}, headers=api.admin_headers()
     )
@@ -204,7 +238,9 @@ def test_unknown_or_malformed_id_is_404(api, client, alice, customer_id):
     assert response.get_json() == {"error": {"status": 404, "message": "Invalid customer id"}}
 
 
-def test_order_of_checks_401_then_404_then_403(api, client, alice):
+def test_order_of_checks_401_then_404_then_403(
+    api: Api, client: FlaskClient, alice: dict[str, Any]
+) -> None:
     data = alice
     api.register("bob@example.com")
     bob = api.login("bob@example.com")
@@ -216,7 +252,13 @@ def test_order_of_checks_401_then_404_then_403(api, client, alice):
     assert response.status_code == 403
 
 
-def test_updated_at_moves_only_on_change(app, client, alice, alice_login, monkeypatch):
+def test_updated_at_moves_only_on_change(
+    app: Flask,
+    client: FlaskClient,
+    alice: dict[str, Any],
+    alice_login: Login,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from datetime import datetime, timedelta
 
     data, login = alice, alice_login

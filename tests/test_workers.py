@@ -208,14 +208,14 @@ def spread(server: Server, request: Callable[[], Reply], *, at_least: int) -> li
 
 
 @pytest.fixture
-def postgres_url(tmp_path_factory) -> Iterator[str]:
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if "postgresql" not in backends():
         pytest.skip("PostgreSQL is not among EVERSHOP_TEST_DATABASES")
     with fresh_database("postgresql", tmp_path_factory) as url:
         yield url
 
 
-def test_every_worker_sees_logout_and_password_change(postgres_url, tmp_path):
+def test_every_worker_sees_logout_and_password_change(postgres_url: str, tmp_path: Path) -> None:
     with gunicorn(postgres_url, tmp_path) as server:
         email = "alice@example.com"
         created = server.call(
@@ -262,7 +262,7 @@ def test_every_worker_sees_logout_and_password_change(postgres_url, tmp_path):
         assert server.process.poll() is None, server.output()
 
 
-def test_worker_processes_writing_one_sqlite_file_wait_instead_of_failing(tmp_path):
+def test_worker_processes_writing_one_sqlite_file_wait_instead_of_failing(tmp_path: Path) -> None:
     if "sqlite" not in backends():
         pytest.skip("SQLite is not among EVERSHOP_TEST_DATABASES")
     url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
@@ -302,7 +302,7 @@ def test_worker_processes_writing_one_sqlite_file_wait_instead_of_failing(tmp_pa
         assert server.process.poll() is None, server.output()
 
 
-def test_preloaded_workers_share_no_database_connection(postgres_url, tmp_path):
+def test_preloaded_workers_share_no_database_connection(postgres_url: str, tmp_path: Path) -> None:
     """``gunicorn --preload``: the master makes the app (and upgrades the schema) before
     forking; no connection it used may end up shared by the workers."""
     with gunicorn(postgres_url, tmp_path, workers=2, preload=True) as server:
