@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask, abort, jsonify
+from flask import Flask, Response, abort, jsonify
 
 from flask_evershop_customer import (
     admin_required,
@@ -26,29 +26,29 @@ from .conftest import (
 
 
 @pytest.fixture
-def host_app(app_factory: AppFactory):
+def host_app(app_factory: AppFactory) -> Flask:
     app = app_factory()
 
     @app.post("/admin/login")
-    def admin_login():
+    def admin_login() -> Response:
         return customers.login_admin(jsonify({"ok": True}), "admin-7")
 
     @app.post("/admin/logout")
-    def admin_logout():
+    def admin_logout() -> Response:
         return customers.logout_admin(jsonify({"ok": True}))
 
     @app.get("/admin/dashboard")
     @admin_required
-    def dashboard():
+    def dashboard() -> Response:
         return jsonify({"admin": True})
 
     @app.get("/account")
     @customer_required
-    def account():
+    def account() -> Response:
         return jsonify({"email": current_customer.email})
 
     @app.get("/whoami")
-    def whoami():
+    def whoami() -> Response:
         return jsonify({"customer": current_customer.uuid if current_customer else None})
 
     return app
@@ -112,10 +112,10 @@ def test_an_expired_admin_cookie_is_refused(
 def test_admin_loader_can_refuse_a_validly_signed_admin(
     host_app: Flask, api: Api, admin_loader: AdminLoaderFixture
 ) -> None:
-    seen = []
+    seen: list[str] = []
 
     @admin_loader
-    def load(admin_id):
+    def load(admin_id: str) -> bool:
         seen.append(admin_id)
         return admin_id == "still-here"
 
@@ -169,13 +169,13 @@ def guarded_app(app_factory: AppFactory) -> Flask:
     app = app_factory()
 
     @app.get("/profile")
-    def profile():
+    def profile() -> Response:
         if not current_customer.is_authenticated:
             abort(401)
         return jsonify({"email": current_customer.email})
 
     @app.get("/maybe")
-    def maybe():
+    def maybe() -> Response:
         customer = get_current_customer()
         if customer is None:
             return jsonify({"customer": None})
@@ -183,12 +183,12 @@ def guarded_app(app_factory: AppFactory) -> Flask:
 
     @app.get("/async/account")
     @customer_required
-    async def async_account():
+    async def async_account() -> Response:
         return jsonify({"email": current_customer.email})
 
     @app.get("/async/admin")
     @admin_required
-    async def async_admin():
+    async def async_admin() -> Response:
         return jsonify({"admin": True})
 
     return app

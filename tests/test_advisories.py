@@ -47,11 +47,16 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def segment(value: dict) -> str:
+def segment(value: dict[str, Any]) -> str:
     return b64(json.dumps(value, separators=(",", ":")).encode())
 
 
-def hand_made(header: dict, claims: dict, key: bytes | None = None, digest: str = "sha256") -> str:
+def hand_made(
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    key: bytes | None = None,
+    digest: str = "sha256",
+) -> str:
     """A compact JWS built by hand, for what PyJWT itself refuses to write."""
     signing_input = f"{segment(header)}.{segment(claims)}"
     signature = b"" if key is None else hmac.new(key, signing_input.encode(), digest).digest()
@@ -61,7 +66,9 @@ def hand_made(header: dict, claims: dict, key: bytes | None = None, digest: str 
 class Victim:
     """A customer with a live session, and a way to forge tokens with the app's key."""
 
-    def __init__(self, app: Flask, client, api, email: str = "alice@example.com") -> None:
+    def __init__(
+        self, app: Flask, client: FlaskClient, api: Api, email: str = "alice@example.com"
+    ) -> None:
         self.app, self.client = app, client
         self.customer = api.register(email)
         self.login = api.login(email)
@@ -71,7 +78,7 @@ class Victim:
     def key(self) -> bytes:
         return state_of(self.app).settings.jwt_key
 
-    def claims(self, **changes) -> dict:
+    def claims(self, **changes: Any) -> dict[str, Any]:
         now = int(time.time())
         claims = {
             "sub": self.customer["uuid"],
@@ -84,10 +91,10 @@ class Victim:
         claims.update(changes)
         return {name: value for name, value in claims.items() if value is not None}
 
-    def forge(self, key: bytes | None = None, algorithm: str = "HS256", **changes) -> str:
+    def forge(self, key: bytes | None = None, algorithm: str = "HS256", **changes: Any) -> str:
         return jwt.encode(self.claims(**changes), key or self.key, algorithm=algorithm)
 
-    def status(self, token: str | None = None, **request) -> int:
+    def status(self, token: str | None = None, **request: Any) -> int:
         """The status of a PATCH of the victim's record with ``token``."""
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         response = self.client.patch(self.url, json={}, headers=headers, **request)
@@ -173,7 +180,7 @@ def test_a_token_from_an_app_with_another_secret_is_refused(
     assert victim.status(victim.forge(key=other_key)) == 401
 
 
-KEY_HEADERS = [
+KEY_HEADERS: list[dict[str, Any]] = [
     {"alg": "HS256", "jwk": {"kty": "oct", "k": b64(b"k" * 32)}},
     {"alg": "HS256", "jku": "https://attacker.example/jwks.json"},
     {"alg": "HS256", "x5u": "https://attacker.example/cert.pem"},
@@ -202,10 +209,11 @@ def test_a_tampered_payload_is_refused(api: Api, victim: Victim) -> None:
 @database_free
 def test_each_missing_claim_is_refused(victim: Victim) -> None:
     for claim in ("sub", "sid", "iat", "exp", "iss", "aud"):
-        assert victim.status(victim.forge(**{claim: None})) == 401, claim
+        missing: dict[str, Any] = {claim: None}
+        assert victim.status(victim.forge(**missing)) == 401, claim
 
 
-WRONG_CLAIMS = [
+WRONG_CLAIMS: list[dict[str, Any]] = [
     {"iss": "someone-else"},
     {"aud": "another-service"},
     {"aud": ["another-service"]},

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from flask_evershop_customer import customer_required
 
@@ -39,19 +40,19 @@ def cookie_attributes(header: str) -> tuple[str, str, dict[str, str]]:
     return name, value, parsed
 
 
-def add_admin_routes(app):
+def add_admin_routes(app: Flask) -> Flask:
     @app.post("/admin/login")
-    def admin_login():
+    def admin_login() -> Response:
         return customers.login_admin(jsonify({"ok": True}), "admin-1")
 
     @app.post("/admin/logout")
-    def admin_logout():
+    def admin_logout() -> Response:
         return customers.logout_admin(jsonify({"ok": True}))
 
     return app
 
 
-def all_cookies(app) -> list[tuple[str, str, dict[str, str]]]:
+def all_cookies(app: Flask) -> list[tuple[str, str, dict[str, str]]]:
     """Every cookie the extension sets or clears, in order: token set, token cleared,
     admin set, admin cleared."""
     add_admin_routes(app)
@@ -141,7 +142,7 @@ def test_a_failed_login_sets_no_cookie(api: Api, client: FlaskClient) -> None:
 class Browser:
     """A logged-in customer in a browser: the token lives in the cookie jar only."""
 
-    def __init__(self, app, api) -> None:
+    def __init__(self, app: Flask, api: Api) -> None:
         self.customer = api.register("b@example.com", full_name="Browser User")
         self.client = app.test_client()
         response = self.client.post(
@@ -167,7 +168,7 @@ def browser(app: Flask, api: Api) -> Browser:
     return Browser(app, api)
 
 
-def refused_403(response):
+def refused_403(response: TestResponse) -> None:
     assert response.status_code == 403
     assert response.get_json() == {
         "error": {
@@ -334,7 +335,7 @@ def test_a_method_override_header_is_ignored(browser: Browser) -> None:
 # -- cookies that can no longer work are cleared ------------------------------------------------
 
 
-def token_cleared(response) -> bool:
+def token_cleared(response: TestResponse) -> bool:
     """Whether ``response`` tells the browser to drop the token cookie."""
     for header in response.headers.getlist("Set-Cookie"):
         name, value, attributes = cookie_attributes(header)
@@ -379,7 +380,7 @@ def account_route(app: Flask) -> None:
 
     @app.get("/account")
     @customer_required
-    def account():
+    def account() -> Response:
         return jsonify({"ok": True})
 
 

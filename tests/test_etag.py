@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, count_statements, table_contents
 
@@ -102,9 +103,16 @@ def test_one_matching_tag_in_a_list_is_enough(
     assert response.status_code == 200
 
 
-def _refused(app, client, method, url, headers, **kwargs):
+def _refused(
+    app: Flask,
+    client: FlaskClient,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    **kwargs: Any,
+) -> TestResponse:
     before = table_contents(app)
-    response = getattr(client, method)(url, headers=headers, **kwargs)
+    response: TestResponse = getattr(client, method)(url, headers=headers, **kwargs)
     assert response.status_code == 412, response.get_json()
     assert response.get_json() == STALE
     assert "ETag" not in response.headers
@@ -185,7 +193,9 @@ def test_without_if_match_a_patch_writes_only_the_fields_it_names(
     assert response.status_code == 200
     updates = [s for s in counter.statements if re.match(r"\s*UPDATE evershop_customer\s", s)]
     assert len(updates) == 1
-    assigned = re.search(r"\bSET\s+(.*?)\s+WHERE\b", updates[0], re.S | re.I).group(1)
+    match = re.search(r"\bSET\s+(.*?)\s+WHERE\b", updates[0], re.S | re.I)
+    assert match is not None, updates[0]
+    assigned = match.group(1)
     columns = {part.split("=")[0].strip().strip('`"') for part in assigned.split(",")}
     # updated_at is to the second: it is only written when the second has changed.
     assert {"full_name", "version"} <= columns <= {"full_name", "updated_at", "version"}

@@ -6,11 +6,12 @@ import importlib
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from .conftest import CHEAP_HASH, PASSWORD, state_of
 
@@ -152,7 +153,7 @@ def admin_client(admin_app: Flask) -> FlaskClient:
     return admin_app.test_client()
 
 
-def assert_envelope(response, status, message=None):
+def assert_envelope(response: TestResponse, status: int, message: str | None = None) -> None:
     """An error answer is EverShop's JSON envelope, never a page, and is not cached."""
     assert response.status_code == status
     assert response.mimetype == "application/json"
@@ -165,9 +166,9 @@ def assert_envelope(response, status, message=None):
     assert "Set-Cookie" not in response.headers
 
 
-def over_limit_body(app):
+def over_limit_body(app: Flask) -> bytes:
     """A JSON object one byte over the admin login's size limit."""
-    limit = app.config["EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH"]
+    limit: int = app.config["EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH"]
     body = json.dumps({**WRONG, "pad": ""}).encode()
     return body[:-2] + b"x" * (limit + 1 - len(body)) + b'"}'
 
@@ -317,7 +318,9 @@ def test_admin_logout_ends_the_session_of_the_old_cookie(
     admin_app: Flask, admin_client: FlaskClient
 ) -> None:
     assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
-    old_cookie = {"Cookie": f"asid={admin_client.get_cookie('asid').value}"}
+    asid = admin_client.get_cookie("asid")
+    assert asid is not None
+    old_cookie = {"Cookie": f"asid={asid.value}"}
     api = admin_app.test_client(use_cookies=False)
     created = api.post(
         "/api/customers", json={"email": "e@example.com", "password": PASSWORD, "full_name": "E"}
@@ -335,7 +338,7 @@ def test_a_crash_in_the_admin_login_answers_json_and_other_paths_keep_flask_s_pa
 ) -> None:
     import examples.app
 
-    def crash(*_args):
+    def crash(*_args: object) -> NoReturn:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(examples.app, "_is_admin", crash)

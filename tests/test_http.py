@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from flask import Flask, abort, got_request_exception
+from flask.json.provider import DefaultJSONProvider
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from .conftest import PASSWORD, AppFactory, database_free, state_of
 
 
-def envelope(response, status):
+def envelope(response: TestResponse, status: int) -> str:
     assert response.status_code == status
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert set(body) == {"error"}
     assert body["error"]["status"] == status
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]["message"]
+    message = body["error"]["message"]
+    assert isinstance(message, str) and message
+    return message
 
 
 @database_free
@@ -64,7 +67,7 @@ def test_options_lists_the_methods(client: FlaskClient) -> None:
 @database_free
 def test_the_host_may_add_its_own_routes_under_our_paths(app: Flask) -> None:
     @app.get("/api/customers/<customer_id>")
-    def host_view(customer_id):
+    def host_view(customer_id: str) -> dict[str, str]:
         return {"host": customer_id}
 
     client = app.test_client()
@@ -86,11 +89,11 @@ def test_paths_outside_our_routes_keep_the_hosts_handlers(app_factory: AppFactor
     app = app_factory()
 
     @app.errorhandler(404)
-    def host_not_found(_):
+    def host_not_found(_: Exception) -> tuple[str, int]:
         return "host 404", 404
 
     @app.get("/api/orders")
-    def orders():
+    def orders() -> NoReturn:
         abort(404)
 
     client = app.test_client()
@@ -163,12 +166,12 @@ def test_unexpected_errors_are_a_bare_500_envelope(
     app = app_factory(PROPAGATE_EXCEPTIONS=False)
     client = app.test_client(use_cookies=False)
     rules = state_of(app).customers
-    reported = []
+    reported: list[BaseException] = []
 
-    def explode(*_args, **_kwargs):
+    def explode(*_args: object, **_kwargs: object) -> NoReturn:
         raise RuntimeError("driver text that must not leak")
 
-    def receiver(_sender, exception, **_extra):
+    def receiver(_sender: object, exception: BaseException, **_extra: object) -> None:
         reported.append(exception)
 
     monkeypatch.setattr(rules, "create", explode)
@@ -190,7 +193,7 @@ def test_a_bug_reaches_the_test_that_finds_it(
     """Under ``TESTING`` Flask propagates exceptions: the blueprint must not swallow them."""
     rules = state_of(app).customers
 
-    def explode(*_args, **_kwargs):
+    def explode(*_args: object, **_kwargs: object) -> NoReturn:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(rules, "create", explode)
@@ -202,6 +205,7 @@ def test_a_bug_reaches_the_test_that_finds_it(
 def test_responses_keep_field_order_even_if_the_host_sorts_keys(
     app: Flask, client: FlaskClient
 ) -> None:
+    assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = True
     response = client.post(
         "/api/customers", json={"email": "a@example.com", "password": PASSWORD, "full_name": "A"}
@@ -212,7 +216,7 @@ def test_responses_keep_field_order_even_if_the_host_sorts_keys(
 # -- caching, doubled slashes, bodies without a length ----------------------------------
 
 
-def _answers_of_every_kind(app_factory):
+def _answers_of_every_kind(app_factory: AppFactory) -> dict[int | str, TestResponse]:
     """One request per kind of answer the extension gives, success and failure."""
     app = app_factory(
         EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=1, EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH=1024
@@ -276,7 +280,7 @@ def test_a_host_route_with_doubled_slashes_keeps_flask_behaviour(
     app: Flask, client: FlaskClient
 ) -> None:
     @app.get("/shop/page")
-    def page():
+    def page() -> str:
         return "page"
 
     assert client.get("/shop//page").status_code == 308

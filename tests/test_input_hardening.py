@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from .conftest import PASSWORD, Api, AppFactory, database_free, table_contents
 
 NOT_STRINGS = [123, 1.5, 0, True, False, None, [], ["x"], {}, {"a": "b"}]
 
 
-def envelope(response, status: int | None = None) -> str:
+def envelope(response: TestResponse, status: int | None = None) -> str:
     """Assert a 4xx in the envelope (of ``status`` if given); return the message."""
     assert 400 <= response.status_code < 500, (response.status_code, response.get_data()[:200])
     if status is not None:
@@ -25,14 +26,20 @@ def envelope(response, status: int | None = None) -> str:
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert set(body) == {"error"} and body["error"]["status"] == response.status_code
-    return body["error"]["message"]
+    message: str = body["error"]["message"]
+    return message
 
 
-def post_raw(client, url, data: bytes, method="post", **kwargs):
-    return getattr(client, method)(url, data=data, content_type="application/json", **kwargs)
+def post_raw(
+    client: FlaskClient, url: str, data: bytes, method: str = "post", **kwargs: Any
+) -> TestResponse:
+    response: TestResponse = getattr(client, method)(
+        url, data=data, content_type="application/json", **kwargs
+    )
+    return response
 
 
-def accounts(app):
+def accounts(app: Flask) -> dict[str, list[dict[str, Any]]]:
     """The customers and their sessions (not the throttling records: a wrong password
     is still an attempt that counts)."""
     contents = table_contents(app)
@@ -43,7 +50,7 @@ def accounts(app):
 class Target:
     """A registered, logged-in customer; the state of the database to compare with."""
 
-    def __init__(self, app, client, api) -> None:
+    def __init__(self, app: Flask, client: FlaskClient, api: Api) -> None:
         self.app, self.client, self.api = app, client, api
         self.customer = api.register("target@example.com", full_name="Target Person")
         self.login = api.login("target@example.com")
@@ -369,6 +376,7 @@ def odd_ids(uuid: str) -> list[str]:
 
 
 def test_odd_customer_ids_are_404(target: Target) -> None:
+    kwargs: dict[str, Any]
     for odd in odd_ids(target.customer["uuid"]):
         for method, kwargs in (("patch", {"json": {}}), ("delete", {})):
             url = f"/api/customers/{odd}"

@@ -4,10 +4,13 @@ when attempts arrive together."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.security import check_password_hash
+from werkzeug.test import TestResponse
 
 from flask_evershop_customer import passwords
 
@@ -24,18 +27,18 @@ def test_concurrent_attempts_check_no_more_passwords_than_the_limit(
         "/api/customers",
         json={"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"},
     )
-    checks = []
-    real_check = passwords.check_password_hash
+    checks: list[int] = []
+    real_check = check_password_hash
 
-    def counting_check(*args, **kwargs):
+    def counting_check(pwhash: str, password: str) -> bool:
         checks.append(1)
-        return real_check(*args, **kwargs)
+        return real_check(pwhash, password)
 
     monkeypatch.setattr(passwords, "check_password_hash", counting_check)
     barrier = threading.Barrier(8)
-    statuses = []
+    statuses: list[int] = []
 
-    def attempt():
+    def attempt() -> None:
         client = app.test_client()
         barrier.wait()
         response = client.post(
@@ -107,16 +110,19 @@ def test_an_attempt_counts_neighbours_committed_in_any_order(
     for _ in range(4):
         assert client.post("/api/customers/sessions", json=wrong).status_code == 400
     state = state_of(app)
-    checks = []
+    checks: list[int] = []
     real_verify = state.hasher.verify
-    monkeypatch.setattr(
-        state.hasher, "verify", lambda *args: checks.append(1) or real_verify(*args)
-    )
+
+    def counting_verify(stored_hash: str | None, password: str) -> bool:
+        checks.append(1)
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(state.hasher, "verify", counting_verify)
     real_insert = state.throttle._insert
-    overtaking: list = []
+    overtaking: list[TestResponse] = []
     held_thread = threading.current_thread()
 
-    def insert(subjects, now):
+    def insert(subjects: list[str], now: datetime) -> dict[str, int]:
         ids = real_insert(subjects, now)  # written, not committed yet
         if threading.current_thread() is held_thread and not overtaking:
             other = app.test_client(use_cookies=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -33,10 +33,12 @@ from .conftest import (
 TIMEOUT = 30
 INVALID = {"error": {"status": 400, "message": "Invalid email or password"}}
 
+T = TypeVar("T")
 
-def _in_thread(call: Callable[[], Any]) -> Any:
+
+def _in_thread(call: Callable[[], T]) -> T:
     """Run ``call`` in another thread to its end (it must not wait for the caller)."""
-    result: list[Any] = []
+    result: list[T] = []
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -335,7 +337,7 @@ def test_mariadb_snapshot_isolation_conflicts_are_retried(
         admin = api.admin_headers()  # an admin's first write is optimistic
         interferer = Interferer(app, alice["customer_id"])
         test_thread = threading.current_thread()
-        errors: list[int] = []
+        errors: list[object] = []
 
         def overtake(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             if threading.current_thread() is test_thread and statement.startswith(UPDATE_CUSTOMER):
@@ -368,7 +370,9 @@ def test_mariadb_snapshot_isolation_conflicts_are_retried(
 STOLEN_PASSWORD = "the attacker owns this now"
 
 
-def _overtaken_hash(app: Flask, monkeypatch: pytest.MonkeyPatch, overtake: Callable[[], Any]):
+def _overtaken_hash(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, overtake: Callable[[], Any]
+) -> list[Any]:
     """Run ``overtake`` (in another thread, to its end) while the next request hashes
     ``STOLEN_PASSWORD``: no lock may be held then."""
     hasher = state_of(app).hasher

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs installed (types-jsonschema)
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient

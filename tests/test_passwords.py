@@ -17,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.security import check_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.test import TestResponse
 
 from flask_evershop_customer import ConfigurationError
 from flask_evershop_customer import passwords as passwords_module
@@ -43,14 +44,14 @@ class HasherSpy:
 @pytest.fixture
 def hasher_spy(monkeypatch: pytest.MonkeyPatch) -> HasherSpy:
     spy = HasherSpy()
-    real_check = passwords_module.check_password_hash
-    real_generate = passwords_module.generate_password_hash
+    real_check = check_password_hash
+    real_generate = generate_password_hash
 
-    def check(*args, **kwargs):
+    def check(*args: Any, **kwargs: Any) -> bool:
         spy.checks += 1
         return real_check(*args, **kwargs)
 
-    def generate(*args, **kwargs):
+    def generate(*args: Any, **kwargs: Any) -> str:
         spy.hashes += 1
         return real_generate(*args, **kwargs)
 
@@ -59,17 +60,22 @@ def hasher_spy(monkeypatch: pytest.MonkeyPatch) -> HasherSpy:
     return spy
 
 
-def register(client, password, email="pat@example.com", full_name="Pat Example"):
+def register(
+    client: FlaskClient,
+    password: str,
+    email: str = "pat@example.com",
+    full_name: str = "Pat Example",
+) -> TestResponse:
     return client.post(
         "/api/customers", json={"email": email, "password": password, "full_name": full_name}
     )
 
 
-def login(client, email, password):
+def login(client: FlaskClient, email: str, password: str) -> TestResponse:
     return client.post("/api/customers/sessions", json={"email": email, "password": password})
 
 
-def refused(response, message):
+def refused(response: TestResponse, message: str) -> None:
     assert response.status_code == 400, response.get_json()
     assert response.get_json() == {"error": {"status": 400, "message": message}}
 
@@ -77,9 +83,11 @@ def refused(response, message):
 def stored_hash(app: Flask, email: str) -> str:
     Customer = customers.models.Customer
     with app.app_context():
-        return db.session.scalar(
+        stored = db.session.scalar(
             sa.select(Customer.password_hash).where(Customer.email_canonical == email)
         )
+    assert stored is not None, email
+    return stored
 
 
 # -- policy: length -------------------------------------------------------------------
@@ -244,7 +252,7 @@ def test_updates_follow_the_policy_and_change_nothing_when_refused(
     token = api.login("eve.long@example.com")
     url = f"/api/customers/{data['uuid']}"
 
-    def patch(body):
+    def patch(body: dict[str, Any]) -> TestResponse:
         return client.patch(url, json=body, headers=token.headers)
 
     refused(patch({"password": "football"}), COMMON)

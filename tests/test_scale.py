@@ -43,7 +43,9 @@ def numbers(count: int) -> sa.Subquery:
         *(sa.select(sa.literal_column(str(d)).label("d")) for d in range(10))
     ).subquery("digits")
     tables = [digit.alias(f"p{place}") for place in range(places)]
-    n = sum((table.c.d * 10**place for place, table in enumerate(tables)), sa.literal_column("0"))
+    n: sa.ColumnElement[Any] = sum(
+        (table.c.d * 10**place for place, table in enumerate(tables)), sa.literal_column("0")
+    )
     query = sa.select(n.label("n")).select_from(tables[0])
     for table in tables[1:]:
         query = query.join(table, sa.true())  # a cross join
@@ -65,6 +67,7 @@ def grow(app: Flask, customers: int) -> None:
     engine = sa.create_engine(url, enable_from_linting=False, poolclass=sa.pool.NullPool)
     with engine.begin() as connection:
         have = connection.scalar(sa.select(sa.func.count()).select_from(customer))
+        assert have is not None  # a count always has a row
         first_new = connection.scalar(
             sa.select(sa.func.coalesce(sa.func.max(customer.c.customer_id), 0))
         )
@@ -158,10 +161,10 @@ def scans(app: Flask, statement: str, parameters: Any) -> list[str]:
         if dialect == "postgresql":
             plan = connection.exec_driver_sql("EXPLAIN " + statement, parameters)
             return [row[0] for row in plan if "Seq Scan" in row[0]]
-        plan = connection.exec_driver_sql("EXPLAIN " + statement, parameters).mappings()
+        rows = connection.exec_driver_sql("EXPLAIN " + statement, parameters).mappings()
         return [
             f"{row['table']}: {row['type']}"
-            for row in plan
+            for row in rows
             if row["table"] is not None and (row["type"] in ("ALL", "index") or not row["key"])
         ]
 

@@ -51,8 +51,9 @@ def security_log(caplog: pytest.LogCaptureFixture) -> SecurityLog:
         for record in caplog.records:
             if record.name == LOGGER:
                 assert LINE.fullmatch(record.getMessage()), record.getMessage()
-                if name is None or record.security_event == name:
-                    found.append({"event": record.security_event, **record.security_fields})
+                extra = vars(record)  # where ``extra=`` put the event and its fields
+                if name is None or extra["security_event"] == name:
+                    found.append({"event": extra["security_event"], **extra["security_fields"]})
         return found
 
     return events
@@ -133,9 +134,9 @@ def test_logout_signals_name_each_customers_own_sessions(
 ) -> None:
     alice, bob = api.register("alice@example.com"), api.register("bob@example.com")
     alices, bobs = api.login("alice@example.com"), api.login("bob@example.com")
-    seen = {}
+    seen: dict[str, list[str]] = {}
 
-    def receiver(sender, customer, sids):
+    def receiver(sender: Flask, customer: dict[str, Any], sids: list[str]) -> None:
         seen[customer["uuid"]] = sids
 
     from flask_evershop_customer import signals
@@ -227,7 +228,7 @@ def test_anonymous_use_of_current_customer_logs_nothing(
     from flask_evershop_customer import current_customer
 
     @app.get("/shop")
-    def shop():
+    def shop() -> dict[str, str | None]:
         return {"customer": current_customer.uuid if current_customer else None}
 
     assert app.test_client().get("/shop").get_json() == {"customer": None}
@@ -300,7 +301,7 @@ def test_a_crlf_in_an_admin_email_is_escaped(
     forged = 'boss@example.com\r\nlogin customer="00000000000000000000000000000000"'
 
     @admin_loader
-    def refuse(admin_id):
+    def refuse(admin_id: str) -> bool:
         return False
 
     alice = api.register("alice@example.com")

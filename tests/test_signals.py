@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 import pytest
 from flask import Flask
@@ -22,13 +23,16 @@ ALL = [
     signals.customer_logged_out,
 ]
 
+#: What ``recording`` notes of each signal sent: its name, the sender and the payload.
+Event = tuple[str, Flask, dict[str, Any]]
+
 
 @contextlib.contextmanager
-def recording():
-    events = []
+def recording() -> Iterator[list[Event]]:
+    events: list[Event] = []
 
-    def receiver(name):
-        def receive(sender, **payload):
+    def receiver(name: str) -> Callable[..., None]:
+        def receive(sender: Flask, **payload: Any) -> None:
             events.append((name, sender, payload))
 
         return receive
@@ -90,9 +94,9 @@ def test_nothing_is_sent_for_failures_or_no_ops(api: Api, client: FlaskClient) -
 
 
 def test_receivers_see_the_change_inside_the_transaction(app: Flask, api: Api) -> None:
-    seen = []
+    seen: list[str] = []
 
-    def receive(sender, customer):
+    def receive(sender: Flask, customer: dict[str, Any]) -> None:
         from .conftest import customers, db
 
         Customer = customers.models.Customer
@@ -113,7 +117,7 @@ def test_a_raising_receiver_rolls_the_change_back(app_factory: AppFactory, signa
     client = app.test_client(use_cookies=False)
     api = Api(app, client)
 
-    def refuse(sender, **payload):
+    def refuse(sender: Flask, **payload: Any) -> NoReturn:
         raise RuntimeError("refused")
 
     signal.connect(refuse)

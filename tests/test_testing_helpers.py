@@ -38,6 +38,7 @@ def test_a_client_logged_in_as_a_customer_without_a_password(
     hasher = state_of(host_app).hasher
     monkeypatch.setattr(hasher, "verify", lambda *_: pytest.fail("no password check"))
     client = host_app.test_client(customer=customer["uuid"])
+    assert isinstance(client, CustomerTestClient)  # test_client() is typed FlaskClient
     assert client.get("/account").get_json() == {"email": "t@example.com"}
     assert client.login is not None and client.login.customer.uuid == customer["uuid"]
     # A real session: it ends like any other.

@@ -7,13 +7,18 @@ sleeping.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.test import TestResponse
 
 from flask_evershop_customer import passwords as passwords_module
+from flask_evershop_customer.clock import Clock as AppClock
 from flask_evershop_customer.clock import utcnow
 
 from .conftest import PASSWORD, Api, AppFactory, customers, database_free, db, table_contents
@@ -26,8 +31,8 @@ WINDOW = 900
 class Clock:
     """The apps' clocks, stopped together and moved together."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *apps) -> None:
-        self.clocks = []
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *apps: Flask) -> None:
+        self.clocks: list[AppClock] = []
         for app in apps:
             with app.app_context():
                 self.clocks.append(customers.clock)
@@ -40,7 +45,13 @@ class Clock:
             clock.travel(seconds)
 
 
-def attempt(client, email, password="wrong password!", ip="192.0.2.10", **headers):
+def attempt(
+    client: FlaskClient,
+    email: str,
+    password: str = "wrong password!",
+    ip: str = "192.0.2.10",
+    **headers: str,
+) -> TestResponse:
     return client.post(
         "/api/customers/sessions",
         json={"email": email, "password": password},
@@ -49,14 +60,14 @@ def attempt(client, email, password="wrong password!", ip="192.0.2.10", **header
     )
 
 
-def fail(client, email, times, **kwargs):
+def fail(client: FlaskClient, email: str, times: int, **kwargs: str) -> None:
     for _ in range(times):
         response = attempt(client, email, **kwargs)
         assert response.status_code == 400, response.get_json()
         assert response.get_json() == INVALID
 
 
-def assert_locked(response):
+def assert_locked(response: TestResponse) -> int:
     assert response.status_code == 429
     assert response.mimetype == "application/json"
     assert response.get_json() == LOCKED
@@ -69,10 +80,10 @@ def assert_locked(response):
 @pytest.fixture
 def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many passwords the extension checks (a list, to count the calls)."""
-    calls = []
-    real = passwords_module.check_password_hash
+    calls: list[int] = []
+    real = check_password_hash
 
-    def check(*args):
+    def check(*args: str) -> bool:
         calls.append(1)
         return real(*args)
 
@@ -80,7 +91,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def failure_rows(app) -> int:
+def failure_rows(app: Flask) -> int:
     return len(table_contents(app)["evershop_customer_login_failure"])
 
 
@@ -273,7 +284,8 @@ def test_forwarding_headers_are_not_trusted_by_default(ip_limited: Flask) -> Non
 
 def test_behind_proxyfix_the_forwarded_client_is_counted(ip_limited: Flask) -> None:
     """What the README tells hosts behind one reverse proxy to do."""
-    ip_limited.wsgi_app = ProxyFix(ip_limited.wsgi_app, x_for=1)
+    # Flask's documented way to wrap the WSGI app; mypy sees a method being replaced.
+    ip_limited.wsgi_app = ProxyFix(ip_limited.wsgi_app, x_for=1)  # type: ignore[method-assign]
     client = ip_limited.test_client()
     proxy = "10.0.0.1"
     for number in range(3):
@@ -305,7 +317,7 @@ REGISTRATIONS = {
 }
 
 
-def register(client, n, ip="192.0.2.10", **headers):
+def register(client: FlaskClient, n: int, ip: str = "192.0.2.10", **headers: str) -> TestResponse:
     body = {"email": f"new{n}@example.com", "password": PASSWORD, "full_name": "New"}
     return client.post(
         "/api/customers", json=body, environ_base={"REMOTE_ADDR": ip}, headers=headers
@@ -318,13 +330,14 @@ def test_registrations_are_limited_per_client_address(
     app = app_factory(EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP=3)
     clock = Clock(monkeypatch, app)
     client = app.test_client(use_cookies=False)
-    hashes = []
-    real_hash = passwords_module.generate_password_hash
-    monkeypatch.setattr(
-        passwords_module,
-        "generate_password_hash",
-        lambda *a, **k: hashes.append(1) or real_hash(*a, **k),
-    )
+    hashes: list[int] = []
+    real_hash = generate_password_hash
+
+    def counting_hash(*a: Any, **k: Any) -> str:
+        hashes.append(1)
+        return real_hash(*a, **k)
+
+    monkeypatch.setattr(passwords_module, "generate_password_hash", counting_hash)
     statuses = [register(client, n).status_code for n in range(3)]
     # A duplicate counts too: it costs a hash and answers whether the email exists.
     statuses.append(register(client, 0).status_code)
@@ -372,7 +385,7 @@ def test_a_customer_probing_for_taken_emails_is_limited(
     login = api.login("prober@example.com")
     url = f"/api/customers/{prober['uuid']}"
 
-    def move(email):
+    def move(email: str) -> TestResponse:
         return client.patch(url, json={"email": email}, headers=login.headers)
 
     assert [move(t["email"]).status_code for t in taken[:2]] == [409, 409]

@@ -215,6 +215,7 @@ def _assert_applied_once(app: Any, shop: Shop, operation: str) -> None:
     alice = customers.get(shop.alice["uuid"])
     live = [s for s in sessions if s["revoked_at"] is None]
     if operation == "update":
+        assert alice is not None
         assert (alice["email"], alice["full_name"], alice["version"]) == (
             "alice@new.example",
             "A2",
@@ -222,6 +223,7 @@ def _assert_applied_once(app: Any, shop: Shop, operation: str) -> None:
         )
         assert [s["sid"] for s in live] == [shop.first.sid]
     elif operation == "disable":
+        assert alice is not None
         assert (alice["status"], alice["version"]) == (0, 2)
         assert live == []
     elif operation == "delete":
@@ -231,6 +233,7 @@ def _assert_applied_once(app: Any, shop: Shop, operation: str) -> None:
         # The email's failure is forgotten; the client address's is kept, and so are
         # the two registrations from that address.
         assert len(table_contents(app)[FAILURES]) == 3
+        assert alice is not None
         assert alice["password_hash"].startswith("pbkdf2:sha256:1$")
     elif operation == "logout":
         assert live == []
