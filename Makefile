@@ -17,14 +17,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/flask --app examples.app run
 
-LINTED := flask_evershop_customer examples tests $(wildcard benchmarks)
-
-TYPED := flask_evershop_customer examples $(wildcard benchmarks)
+# Linted, formatted and type-checked (mypy --strict) alike.
+SOURCES := flask_evershop_customer examples tests $(wildcard benchmarks)
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(LINTED)
-	$(BIN)/ruff format --check $(LINTED)
-	$(BIN)/mypy --strict $(TYPED)
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy --strict $(SOURCES)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
