@@ -1,10 +1,13 @@
 """The bare baselines: what a hand-written endpoint must do at the least, and no more.
 
 Each endpoint does the one thing its library counterpart cannot avoid: one password
-hash, or the same number of primary-key reads and writes on the same tables and rows,
-with no authentication, validation or error shaping. It is its own Flask app with its
-own Flask-SQLAlchemy instance (so nothing of the library is loaded into it), served
-under ``/bare`` by the same gunicorn workers as the example app (see :mod:`.wsgi`).
+hash, or the same primary-key reads and writes on the same tables and rows, with no
+token, validation or error shaping. A customer's own write must hold their session in
+the writing transaction (a logout or password change that commits meanwhile ends it, and
+then nothing is written), so the floors of PATCH and DELETE take the same locks. It is
+its own Flask app with its own Flask-SQLAlchemy instance (so nothing of the library is
+loaded into it), served under ``/bare`` by the same gunicorn workers as the example app
+(see :mod:`.wsgi`).
 """
 
 from __future__ import annotations
@@ -112,15 +115,36 @@ def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flas
         assert session is not None
         return jsonify({"data": {"customer_id": session.customer_id}})
 
-    @app.patch("/customers/<int:customer_id>")
-    def update(customer_id: int) -> Response:
-        """PATCH's floor: one primary-key read, one write."""
+    def credential(sid: str) -> BareCustomer:
+        """The customer behind a session: one primary-key read (the join the token check
+        needs anyway)."""
+        customer = db.session.execute(
+            sa.select(BareCustomer)
+            .join(BareSession, BareSession.customer_id == BareCustomer.customer_id)
+            .where(BareSession.sid == sid)
+        ).scalar_one()
+        return customer
+
+    def hold_session(sid: str) -> None:
+        """The session, read again and share-locked in the writing transaction."""
+        db.session.execute(
+            sa.select(BareSession.sid).where(BareSession.sid == sid).with_for_update(read=True)
+        ).one()
+
+    @app.patch("/customers/<sid>")
+    def update(sid: str) -> Response:
+        """PATCH's floor: the credential read, one write, the session held."""
         body = request.get_json()
-        customer = db.session.get(BareCustomer, customer_id)
-        assert customer is not None
-        customer.full_name = body["full_name"]
-        customer.updated_at = _now()
-        data = customer.public()
+        customer = credential(sid)
+        now = _now()
+        db.session.execute(
+            sa.update(BareCustomer)
+            .where(BareCustomer.customer_id == customer.customer_id)
+            .values(full_name=body["full_name"], updated_at=now)
+        )
+        hold_session(sid)
+        data = {**customer.public(), "full_name": body["full_name"]}
+        data["updated_at"] = now.strftime(TIMESTAMP_FORMAT)
         db.session.commit()
         return jsonify({"data": data})
 
@@ -133,14 +157,21 @@ def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flas
         db.session.commit()
         return jsonify({"data": {}})
 
-    @app.delete("/customers/<int:customer_id>")
-    def delete(customer_id: int) -> Response:
-        """DELETE's floor: one primary-key read, two writes (sessions, customer)."""
-        customer = db.session.get(BareCustomer, customer_id)
-        assert customer is not None
+    @app.delete("/customers/<sid>")
+    def delete(sid: str) -> Response:
+        """DELETE's floor: the credential read, the customer locked, the session held,
+        two writes (sessions, customer)."""
+        customer_id = credential(sid).customer_id
+        customer = db.session.execute(
+            sa.select(BareCustomer)
+            .where(BareCustomer.customer_id == customer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one()
+        hold_session(sid)
         data = customer.public()
         db.session.execute(sa.delete(BareSession).where(BareSession.customer_id == customer_id))
-        db.session.delete(customer)
+        db.session.execute(sa.delete(BareCustomer).where(BareCustomer.customer_id == customer_id))
         db.session.commit()
         return jsonify({"data": data})
 

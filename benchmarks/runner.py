@@ -47,13 +47,20 @@ APP = "benchmarks.wsgi:application"
 DEFAULT_HASH_METHOD: str = DEFAULTS["EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"]
 #: Targets: library / baseline throughput, and the token check's cost
 #: with the large table over the small one.
-TARGETS = {"login": 0.95, "create": 0.95, "patch": 0.8, "logout": 0.8, "delete": 0.8}
+TARGETS = {
+    "token_check": 0.95,
+    "patch": 0.95,
+    "logout": 0.95,
+    "delete": 0.95,
+    "login": 0.95,
+    "create": 0.95,
+}
 SCALING_TARGET = 1.2
 BASELINES = {
     "token_check": "one primary-key read",
-    "patch": "one primary-key read, one write",
+    "patch": "the credential read, one write, the session share-locked",
     "logout": "one primary-key read, one write",
-    "delete": "one primary-key read, two writes",
+    "delete": "the credential read, the customer and session locked, two writes",
     "login": "check_password_hash only",
     "create": "generate_password_hash only",
 }
@@ -546,7 +553,7 @@ def run(
 
         def make(index: int) -> bytes:
             row = next(owned[index])
-            path = f"/bare/customers/{row.customer_id}" if bare else f"/api/customers/{row.uuid}"
+            path = f"/bare/customers/{row.sid}" if bare else f"/api/customers/{row.uuid}"
             body = {"full_name": f"Renamed {next(renames)}"}
             return client.http_request("PATCH", path, host=where, body=body, token=large.token(row))
 
@@ -577,7 +584,7 @@ def run(
         "delete",
         "DELETE /customers/{id}",
         prepared(pools[2], "DELETE", lambda r: f"/api/customers/{r.uuid}"),
-        prepared(pools[3], "DELETE", lambda r: f"/bare/customers/{r.customer_id}"),
+        prepared(pools[3], "DELETE", lambda r: f"/bare/customers/{r.sid}"),
         options.seconds,
     )
 

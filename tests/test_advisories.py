@@ -30,6 +30,7 @@ from .conftest import (
     SECRET_KEY,
     Api,
     AppFactory,
+    Login,
     database_free,
     start_app,
     state_of,
@@ -242,6 +243,51 @@ def test_an_expired_token_is_refused(victim: Victim) -> None:
     expired = victim.forge(iat=now - 7200, exp=now - LEEWAY_SECONDS - 5)
     assert victim.status(expired) == 401
     assert LEEWAY_SECONDS <= 10  # "a few seconds at most"
+
+
+def test_a_token_is_verified_once_and_its_expiry_judged_on_every_use(
+    alice: dict[str, Any],
+    alice_login: Login,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client sends its token with every request: the signature is checked the first
+    time; ``exp`` is checked every time, and the session row stays the authority."""
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    url = f"/api/customers/{alice['uuid']}"
+    for _ in range(3):
+        assert client.patch(url, json={}, headers=alice_login.headers).status_code == 200
+    assert decoded == [alice_login.token]
+
+    exp = jwt.decode(alice_login.token, options={"verify_signature": False})["exp"]
+    monkeypatch.setattr(time, "time", lambda: exp + LEEWAY_SECONDS + 1)
+    response = client.patch(url, json={}, headers=alice_login.headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["message"] == "Token has expired"
+
+
+@database_free
+def test_a_refused_token_is_never_remembered(
+    victim: Victim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    forged = victim.forge(aud="someone-else")
+    assert [victim.status(forged), victim.status(forged)] == [401, 401]
+    assert decoded == [forged, forged]
 
 
 def test_the_leeway_never_keeps_an_expired_session_alive(
