@@ -107,14 +107,6 @@ def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flas
         generate_password_hash(body["password"], method=hash_method)
         return jsonify({"data": {}})
 
-    @app.patch("/token/<sid>")
-    def token(sid: str) -> Response:
-        """The token check's floor: one primary-key read."""
-        request.get_json()
-        session = db.session.get(BareSession, sid)
-        assert session is not None
-        return jsonify({"data": {"customer_id": session.customer_id}})
-
     def credential(sid: str) -> BareCustomer:
         """The customer behind a session: one primary-key read (the join the token check
         needs anyway)."""
@@ -130,6 +122,12 @@ def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flas
         db.session.execute(
             sa.select(BareSession.sid).where(BareSession.sid == sid).with_for_update(read=True)
         ).one()
+
+    @app.patch("/token/<sid>")
+    def token(sid: str) -> Response:
+        """The token check's floor (PATCH {}): the credential read, the customer answered."""
+        request.get_json()
+        return jsonify({"data": credential(sid).public()})
 
     @app.patch("/customers/<sid>")
     def update(sid: str) -> Response:

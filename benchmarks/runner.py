@@ -57,7 +57,7 @@ TARGETS = {
 }
 SCALING_TARGET = 1.2
 BASELINES = {
-    "token_check": "one primary-key read",
+    "token_check": "the credential read (session and customer, one join)",
     "patch": "the credential read, one write, the session share-locked",
     "logout": "one primary-key read, one write",
     "delete": "the credential read, the customer and session locked, two writes",
@@ -470,7 +470,7 @@ def run(
     comparisons: list[Comparison] = []
     main_server = stack.enter_context(start(large))
 
-    # 1. The token check, PATCH {} with a bearer token, against one primary-key read, on
+    # 1. The token check, PATCH {} with a bearer token, against the credential read, on
     #    the small and on the large database: lane k goes small library, large library,
     #    small bare, large bare, ... over worker k of each server.
     with start(small) as small_server:

@@ -112,36 +112,49 @@ def _denied(
     )
 
 
-def authenticate(*, admin_only: bool = False, quiet: bool = False) -> Actor:
+def authenticate(
+    *, admin_only: bool = False, customer_only: bool = False, quiet: bool = False
+) -> Actor:
     """The caller of this request (cached for the request).
 
-    An admin cookie wins over a customer token. :class:`Unauthorized` without valid
-    credentials, :class:`Forbidden` for a customer where an admin is needed, or for a
+    An admin cookie wins over a customer token, except with ``customer_only`` (the
+    ``/customers/me`` routes), where a customer credential wins and an admin cookie alone
+    is :class:`Forbidden`. :class:`Unauthorized` without valid credentials,
+    :class:`Forbidden` for a customer where an admin is needed, or for a
     cookie-authenticated write sent from another site. Each refusal is logged on the
     security log; ``quiet`` leaves a request without any credentials unlogged (for
     :data:`current_customer`, which anonymous pages may consult).
     """
     cached = g.get(_ACTOR_KEY)
-    if cached is None:
-        state = get_state()
-        actor = _admin_actor(state)
-        via_cookie = actor is not None
-        if actor is None:
-            found = _customer_actor(state)
-            if found is None:
-                if not quiet:
-                    _denied("unauthenticated", None)
-                raise Unauthorized()
-            actor, via_cookie = found
-        if via_cookie and request.method not in SAFE_METHODS and _cross_site():
-            _denied("cross_site_refused", actor, origin=_origin_hint())
-            raise Forbidden("Cross-site requests with cookie credentials are not allowed")
-        cached = actor
-        setattr(g, _ACTOR_KEY, actor)
+    if cached is None or (customer_only and cached.is_admin):
+        cached = _identify(get_state(), prefer_customer=customer_only, quiet=quiet)
+        setattr(g, _ACTOR_KEY, cached)
     if admin_only and not cached.is_admin:
         _denied("forbidden", cached, reason="admin only")
         raise Forbidden("Admin credentials are required")
+    if customer_only and cached.is_admin:
+        _denied("forbidden", cached, reason="customer only")
+        raise Forbidden("Customer credentials are required")
     return cast(Actor, cached)
+
+
+def _identify(state: AppState, *, prefer_customer: bool, quiet: bool) -> Actor:
+    found = _customer_actor(state) if prefer_customer else None
+    if found is None:
+        admin = _admin_actor(state)
+        if admin is not None:
+            found = admin, True
+        elif not prefer_customer:
+            found = _customer_actor(state)
+    if found is None:
+        if not quiet:
+            _denied("unauthenticated", None)
+        raise Unauthorized()
+    actor, via_cookie = found
+    if via_cookie and request.method not in SAFE_METHODS and _cross_site():
+        _denied("cross_site_refused", actor, origin=_origin_hint())
+        raise Forbidden("Cross-site requests with cookie credentials are not allowed")
+    return actor
 
 
 def _cross_site() -> bool:

@@ -311,11 +311,25 @@ def customer_links(uuid: str) -> list[dict[str, Any]]:
     ]
 
 
-def customer_body(record: CustomerRecord, *, links: bool) -> dict[str, Any]:
-    """``{"data": customer}``, with the links when ``links`` is true."""
+def own_profile_links(prefix: str) -> list[dict[str, Any]]:
+    """The ``links`` of ``PATCH /customers/me``, as EverShop answers it."""
+    return [
+        {
+            "rel": "self",
+            "href": f"{prefix}/customers/me",
+            "action": "PATCH",
+            "types": ["application/json"],
+        }
+    ]
+
+
+def customer_body(
+    record: CustomerRecord, *, links: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """``{"data": customer}``, with ``links`` when given."""
     data = record.public()
-    if links:
-        data["links"] = customer_links(record.uuid)
+    if links is not None:
+        data["links"] = links
     return {"data": data}
 
 

@@ -35,7 +35,9 @@ from .errors import (
 from .openapi import document_text
 from .schemas import (
     customer_body,
+    customer_links,
     dump_json,
+    own_profile_links,
     parse_credentials,
     parse_if_match,
     parse_json_body,
@@ -45,6 +47,7 @@ from .schemas import (
 from .state import get_state
 
 if TYPE_CHECKING:
+    from .actors import Actor
     from .schemas import CustomerRecord
 
 BLUEPRINT_NAME = "evershop_customer"
@@ -75,7 +78,9 @@ def _body() -> Any:
     )
 
 
-def _customer_response(record: CustomerRecord, *, links: bool) -> Response:
+def _customer_response(
+    record: CustomerRecord, *, links: list[dict[str, Any]] | None = None
+) -> Response:
     return _json(customer_body(record, links=links), etag=record.etag)
 
 
@@ -95,25 +100,62 @@ def create_customer() -> Response:
     record = state.customers.create(
         new, client_address=request.remote_addr or "", by_admin=by_admin
     )
-    return _customer_response(record, links=True)
+    return _customer_response(record, links=customer_links(record.uuid))
+
+
+def read_customer(customer_id: str) -> Response:
+    """``GET /customers/{id}``: an admin, or that customer."""
+    record = get_state().customers.get(authenticate(), customer_id)
+    return _customer_response(record)
 
 
 def update_customer(customer_id: str) -> Response:
     """``PATCH /customers/{id}``: an admin, or the customer with their own token."""
-    actor = authenticate()
-    body = _body()
-    expected = parse_if_match(request.headers.get("If-Match"), customer_id)
-    record = get_state().customers.update(actor, customer_id, body, expected_version=expected)
-    return _customer_response(record, links=True)
+    record = _update(authenticate(), customer_id)
+    return _customer_response(record, links=customer_links(record.uuid))
 
 
 def delete_customer(customer_id: str) -> Response:
     """``DELETE /customers/{id}``: answers with the customer as it was."""
-    actor = authenticate()
+    return _delete(authenticate(), customer_id)
+
+
+def read_own_profile() -> Response:
+    """``GET /customers/me``: the caller's own record (a customer credential only)."""
+    return _customer_response(_own(authenticate(customer_only=True)))
+
+
+def update_own_profile() -> Response:
+    """``PATCH /customers/me``: as ``PATCH /customers/{own uuid}``, with EverShop's
+    ``self`` link."""
+    actor = authenticate(customer_only=True)
+    record = _update(actor, _own(actor).uuid)
+    links = own_profile_links(get_state().settings.url_prefix)
+    return _customer_response(record, links=links)
+
+
+def delete_own_account() -> Response:
+    """``DELETE /customers/me``: as ``DELETE /customers/{own uuid}``."""
+    actor = authenticate(customer_only=True)
+    return _delete(actor, _own(actor).uuid)
+
+
+def _own(actor: Actor) -> CustomerRecord:
+    assert actor.customer is not None  # authenticate(customer_only=True) saw to it
+    return actor.customer
+
+
+def _update(actor: Actor, customer_id: str) -> CustomerRecord:
+    body = _body()
+    expected = parse_if_match(request.headers.get("If-Match"), customer_id)
+    return get_state().customers.update(actor, customer_id, body, expected_version=expected)
+
+
+def _delete(actor: Actor, customer_id: str) -> Response:
     _body()
     expected = parse_if_match(request.headers.get("If-Match"), customer_id)
     record = get_state().customers.delete(actor, customer_id, expected_version=expected)
-    response = _customer_response(record, links=False)
+    response = _customer_response(record)
     claims = cookie_claims()
     if claims is not None and claims.customer_uuid == record.uuid:
         clear_token_cookie(response)  # the browser's session went with the customer
@@ -187,6 +229,10 @@ ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
     ("/customers/openapi.json", "openapi", openapi_document, ("GET",)),
     ("/customers/sessions", "create_session", create_session, ("POST",)),
     ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),
+    ("/customers/me", "read_own_profile", read_own_profile, ("GET",)),
+    ("/customers/me", "update_own_profile", update_own_profile, ("PATCH",)),
+    ("/customers/me", "delete_own_account", delete_own_account, ("DELETE",)),
+    ("/customers/<evershop_customer_id:customer_id>", "read_customer", read_customer, ("GET",)),
     (
         "/customers/<evershop_customer_id:customer_id>",
         "update_customer",
@@ -203,11 +249,11 @@ ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
 
 
 class CustomerIdConverter(BaseConverter):
-    """A path segment naming a customer: anything but the two fixed names beside it, so
-    that a wrong method on ``/customers/sessions`` is a 405, not a customer lookup.
+    """A path segment naming a customer: anything but the fixed names beside it, so that
+    a wrong method on ``/customers/sessions`` (or ``me``) is a 405, not a customer lookup.
     Malformed ids still reach the views, which answer 404 ``Invalid customer id``."""
 
-    regex = r"(?!sessions$|openapi\.json$)[^/]+"
+    regex = r"(?!sessions$|openapi\.json$|me$)[^/]+"
 
 
 def _add_converter(state: BlueprintSetupState) -> None:

@@ -30,9 +30,10 @@ def envelope(response: TestResponse, status: int) -> str:
     [
         ("get", "/api/customers", "POST, OPTIONS"),
         ("put", "/api/customers", "POST, OPTIONS"),
-        ("get", "/api/customers/" + "a" * 32, "PATCH, DELETE, OPTIONS"),
-        ("put", "/api/customers/" + "a" * 32, "PATCH, DELETE, OPTIONS"),
-        ("post", "/api/customers/" + "a" * 32, "PATCH, DELETE, OPTIONS"),
+        ("put", "/api/customers/" + "a" * 32, "GET, HEAD, PATCH, DELETE, OPTIONS"),
+        ("post", "/api/customers/" + "a" * 32, "GET, HEAD, PATCH, DELETE, OPTIONS"),
+        ("put", "/api/customers/me", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+        ("post", "/api/customers/me", "GET, HEAD, PATCH, DELETE, OPTIONS"),
         ("get", "/api/customers/sessions", "POST, OPTIONS"),
         ("delete", "/api/customers/sessions", "POST, OPTIONS"),
         ("patch", "/api/customers/sessions", "POST, OPTIONS"),
@@ -61,18 +62,19 @@ def test_any_unknown_method_is_405_json(client: FlaskClient, method: Any) -> Non
 def test_options_lists_the_methods(client: FlaskClient) -> None:
     response = client.options("/api/customers/" + "a" * 32)
     assert response.status_code == 200
-    assert set(response.headers["Allow"].split(", ")) == {"PATCH", "DELETE", "OPTIONS"}
+    allowed = {"GET", "HEAD", "PATCH", "DELETE", "OPTIONS"}
+    assert set(response.headers["Allow"].split(", ")) == allowed
 
 
 @database_free
 def test_the_host_may_add_its_own_routes_under_our_paths(app: Flask) -> None:
-    @app.get("/api/customers/<customer_id>")
+    @app.get("/api/customers/<customer_id>/orders")
     def host_view(customer_id: str) -> dict[str, str]:
         return {"host": customer_id}
 
     client = app.test_client()
-    assert client.get("/api/customers/abc").get_json() == {"host": "abc"}
-    assert client.put("/api/customers/abc").status_code == 405
+    assert client.get("/api/customers/abc/orders").get_json() == {"host": "abc"}
+    assert client.put("/api/customers/abc/orders").status_code == 405
 
 
 @database_free

@@ -51,7 +51,7 @@ DOCUMENT = "/api/customers/openapi.json"
 MAX_EXAMPLES = 25
 STATEFUL_EXAMPLES = 12
 STATEFUL_STEPS = 10
-SECURED = ("/customers/{id}", "/customers/sessions/{ids}")
+SECURED = ("/customers/{id}", "/customers/me", "/customers/sessions/{ids}")
 #: Positive and negative. (Listed once: mypy, set to Python 3.10, does not know the
 #: ``enum.StrEnum`` this Python 3.11+ library derives ``GenerationMode`` from, and will not
 #: iterate over the class itself.)
@@ -171,7 +171,17 @@ def test_every_operation_as_an_admin(app: Flask, api: Api, label: Any) -> None:
     exercise(with_credentials(load(app), cookie=admin_cookie(api)), label)
 
 
-@pytest.mark.parametrize("label", ["PATCH /customers/{id}", "DELETE /customers/{id}"])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "GET /customers/{id}",
+        "PATCH /customers/{id}",
+        "DELETE /customers/{id}",
+        "GET /customers/me",
+        "PATCH /customers/me",
+        "DELETE /customers/me",
+    ],
+)
 def test_a_customer_on_their_own_record(app: Flask, api: Api, label: Any) -> None:
     """A well-formed generated id is replaced by the customer's own, so that updates
     (and the delete) really happen with their bearer token."""
@@ -179,7 +189,11 @@ def test_a_customer_on_their_own_record(app: Flask, api: Api, label: Any) -> Non
     schema = with_credentials(load(app), token=api.login("me@example.com").token)
 
     @schema.hook
-    def map_path_parameters(context: Any, path_parameters: dict[str, Any]) -> dict[str, Any]:
+    def map_path_parameters(
+        context: Any, path_parameters: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        if path_parameters is None:  # /customers/me names no one
+            return None
         value = path_parameters.get("id")
         if isinstance(value, str) and len(value) == 32 and value.isalnum():
             path_parameters["id"] = me["uuid"]

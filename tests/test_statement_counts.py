@@ -150,6 +150,30 @@ def test_admin_patch(host_app: Flask, client: FlaskClient, api: Api, alice: dict
     assert_count(found, 3)
 
 
+def test_get_me(host_app: Flask, client: FlaskClient, alice_login: Login) -> None:
+    found = statements(
+        host_app, lambda: client.get("/api/customers/me", headers=alice_login.headers)
+    )
+    # The token check's read is the answer.
+    assert_count(found, 1)
+
+
+def test_get_own_record_by_id(
+    host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
+) -> None:
+    url = f"/api/customers/{alice['uuid']}"
+    assert_count(statements(host_app, lambda: client.get(url, headers=alice_login.headers)), 1)
+
+
+def test_admin_get_by_id(
+    host_app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]
+) -> None:
+    url = f"/api/customers/{alice['uuid']}"
+    headers = api.admin_headers()
+    # The admin session, then the customer by uuid.
+    assert_count(statements(host_app, lambda: client.get(url, headers=headers)), 2)
+
+
 def test_delete(
     host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
 ) -> None:
