@@ -129,6 +129,11 @@ def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flas
         request.get_json()
         return jsonify({"data": credential(sid).public()})
 
+    @app.get("/me/<sid>")
+    def me(sid: str) -> Response:
+        """GET /customers/me's floor: the credential read, the customer answered."""
+        return jsonify({"data": credential(sid).public()})
+
     @app.patch("/customers/<sid>")
     def update(sid: str) -> Response:
         """PATCH's floor: the credential read, one write, the session held."""

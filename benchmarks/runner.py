@@ -49,6 +49,7 @@ DEFAULT_HASH_METHOD: str = DEFAULTS["EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"]
 #: with the large table over the small one.
 TARGETS = {
     "token_check": 0.95,
+    "get_me": 0.95,
     "patch": 0.95,
     "logout": 0.95,
     "delete": 0.95,
@@ -58,6 +59,7 @@ TARGETS = {
 SCALING_TARGET = 1.2
 BASELINES = {
     "token_check": "the credential read (session and customer, one join)",
+    "get_me": "the credential read (session and customer, one join)",
     "patch": "the credential read, one write, the session share-locked",
     "logout": "one primary-key read, one write",
     "delete": "the credential read, the customer and session locked, two writes",
@@ -370,6 +372,7 @@ def statement_counts(shop: Shop, login_email: str) -> dict[str, int]:
         first, second = shop.rows[0], shop.rows[1]
         path = f"/api/customers/{first.uuid}"
         counts["token_check"], _ = count("PATCH", path, json={}, headers=bearer(first))
+        counts["get_me"], _ = count("GET", "/api/customers/me", headers=bearer(first))
         rename = {"full_name": "Renamed"}
         counts["patch"], _ = count("PATCH", path, json=rename, headers=bearer(first))
         counts["logout"], _ = count(
@@ -560,6 +563,17 @@ def run(
         return make
 
     compare("patch", "PATCH (rename)", renaming(False), renaming(True), options.seconds)
+
+    # GET /customers/me, one's own profile, over the same customers.
+    def reading(bare: bool) -> client.RequestFactory:
+        requests: list[list[bytes]] = [[] for _ in range(n)]
+        for i, row in enumerate(patch_rows):
+            path = f"/bare/me/{row.sid}" if bare else "/api/customers/me"
+            token = large.token(row)
+            requests[i % n].append(client.http_request("GET", path, host=where, token=token))
+        return cycling(requests)
+
+    compare("get_me", "GET /customers/me", reading(False), reading(True), options.seconds)
 
     # 3. and 4. Logout and DELETE use a row up per request: four disjoint pools, ready.
     rest = large.rows[len(patch_rows) :]
