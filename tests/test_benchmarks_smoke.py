@@ -21,6 +21,7 @@ EXPECTED = [
     "token_check_20",
     "token_check_1000",
     "patch",
+    "get_me",
     "logout",
     "delete",
     "login",
