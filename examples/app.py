@@ -27,7 +27,11 @@ from flask_migrate import Migrate, upgrade
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from flask_evershop_customer import MIGRATIONS_DIRECTORY, EverShopCustomer
+from flask_evershop_customer import (
+    MIGRATIONS_DIRECTORY,
+    EverShopCustomer,
+    password_reset_requested,
+)
 from flask_evershop_customer.errors import (
     APIError,
     InvalidCredentials,
@@ -63,6 +67,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         EXAMPLE_AUTO_UPGRADE=True,
         EXAMPLE_EXPOSE_WORKER_PID=False,
         EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH=4096,
+        # Where the storefront's "choose a new password" page lives; {token} is filled in.
+        EXAMPLE_RESET_LINK="http://127.0.0.1:5000/reset-password?token={token}",
     )
     app.config.from_prefixed_env()
     if test_config is not None:
@@ -74,6 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     customers.init_app(app)
     migrate.init_app(app, db)
     _add_admin_login(app)
+    password_reset_requested.connect(_log_reset_link, sender=app)
     if app.config["EXAMPLE_EXPOSE_WORKER_PID"]:
         _expose_worker_pid(app)
 
@@ -86,6 +93,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             # --preload) must not hand one connection to several workers.
             db.engine.dispose()
     return app
+
+
+def _log_reset_link(app: Flask, customer: dict[str, Any], token: str) -> None:
+    """A real shop mails the link; the example writes it on its log, so that the whole
+    reset can be tried by hand with ``make run``."""
+    link = app.config["EXAMPLE_RESET_LINK"].format(token=token)
+    app.logger.warning("Password reset link for %s: %s", customer["email"], link)
 
 
 def _expose_worker_pid(app: Flask) -> None:

@@ -11,6 +11,9 @@ The package, one job a module:
 - ``customers``: the customer rules: create, read, update, delete, with authorization
   and the password policy inside.
 - ``sessions``: the session rules: log in, log out, the token check, purging.
+- ``own_sessions``: a customer's own sessions: list them, end all but the current one.
+- ``reauth``: the current password a customer's own password or email change needs.
+- ``resets``: password reset: single-use hashed tokens, the new password, purging.
 - ``admins``: admin sessions (the rows the admin cookie names).
 - ``throttle``: attempts counted per subject in the database, limits, ``Retry-After``.
 - ``unit_of_work``: the transaction loop: signals before commit, retries of transient
@@ -39,6 +42,8 @@ from .errors import APIError, ConfigurationError, EverShopCustomerError, TooMany
 from .extension import EverShopCustomer
 from .migrations import MIGRATIONS_DIRECTORY, add_version_location
 from .models import CustomerStatus
+from .own_sessions import OwnSessions, SessionInfo
+from .resets import PasswordResets
 from .schemas import Credentials, CustomerChanges, CustomerRecord, NewCustomer
 from .sessions import LoginResult, Sessions
 from .signals import (
@@ -47,6 +52,8 @@ from .signals import (
     customer_logged_in,
     customer_logged_out,
     customer_updated,
+    password_reset,
+    password_reset_requested,
 )
 from .throttle import Attempt, Throttle
 
@@ -69,6 +76,9 @@ __all__ = [
     "EverShopCustomerError",
     "LoginResult",
     "NewCustomer",
+    "OwnSessions",
+    "PasswordResets",
+    "SessionInfo",
     "Sessions",
     "Throttle",
     "TooManyRequests",
@@ -82,4 +92,6 @@ __all__ = [
     "customer_required",
     "customer_updated",
     "get_current_customer",
+    "password_reset",
+    "password_reset_requested",
 ]

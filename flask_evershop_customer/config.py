@@ -23,12 +23,14 @@ DEFAULTS: dict[str, Any] = {
     "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME": "token",
     "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME": "asid",
     "EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME": 86400,
+    "EVERSHOP_CUSTOMER_RESET_TOKEN_LIFETIME": 3600,
     "EVERSHOP_CUSTOMER_COOKIE_SECURE": None,
     "EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH": 65536,
     "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES": 5,
     "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP": 100,
     "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW": 900,
     "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP": 20,
+    "EVERSHOP_CUSTOMER_REAUTH_FOR_EMAIL_CHANGE": True,
 }
 
 MIN_SECRET_BYTES = 32
@@ -49,12 +51,16 @@ class Settings:
     token_cookie_name: str
     admin_cookie_name: str
     admin_cookie_lifetime: int
+    reset_token_lifetime: int
     cookie_secure: bool
     max_content_length: int
     login_max_failures: int
     login_max_failures_per_ip: int
     login_failure_window: int
     registrations_per_ip: int
+    #: Whether a customer's own email change needs ``current_password`` (a password
+    #: change always does).
+    reauth_for_email_change: bool
 
 
 def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
@@ -90,12 +96,14 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         token_cookie_name=_string(config, "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME"),
         admin_cookie_name=_string(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME"),
         admin_cookie_lifetime=_int(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME", 60),
+        reset_token_lifetime=_int(config, "EVERSHOP_CUSTOMER_RESET_TOKEN_LIFETIME", 60),
         cookie_secure=secure,
         max_content_length=_int(config, "EVERSHOP_CUSTOMER_MAX_CONTENT_LENGTH", 1024),
         login_max_failures=_int(config, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES", 0),
         login_max_failures_per_ip=_int(config, "EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP", 0),
         login_failure_window=_int(config, "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW", 1),
         registrations_per_ip=_int(config, "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP", 0),
+        reauth_for_email_change=_bool(config, "EVERSHOP_CUSTOMER_REAUTH_FOR_EMAIL_CHANGE"),
     )
 
 

@@ -30,11 +30,11 @@ from .errors import (
     NotFound,
     PreconditionFailed,
     Unauthorized,
-    ValidationError,
 )
 from .logs import security_event
 from .models import CustomerStatus, Models
-from .passwords import PasswordHasher, policy_violation
+from .passwords import PasswordHasher, check_policy
+from .reauth import Reauthentication
 from .schemas import (
     CustomerChanges,
     CustomerRecord,
@@ -73,6 +73,11 @@ class CustomerTables:
     def _record_columns(self) -> list[sa.ColumnElement[Any]]:
         return record_columns(self._customers)
 
+    def _live(self, now: datetime) -> sa.ColumnElement[bool]:
+        """A session neither revoked nor expired at ``now``."""
+        sessions = self._sessions
+        return sa.and_(sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
+
 
 class Customers(CustomerTables):
     """The customer rules of one app, over the host's SQLAlchemy session."""
@@ -85,6 +90,7 @@ class Customers(CustomerTables):
         settings: Settings,
         hasher: PasswordHasher,
         throttle: Throttle,
+        reauth: Reauthentication,
         clock: Callable[[], datetime],
     ) -> None:
         super().__init__(models)
@@ -92,6 +98,7 @@ class Customers(CustomerTables):
         self._settings = settings
         self._hasher = hasher
         self._throttle = throttle
+        self._reauth = reauth
         self._clock = clock
 
     # -- reads ------------------------------------------------------------------------
@@ -181,7 +188,8 @@ class Customers(CustomerTables):
         Without ``expected_version`` concurrent updates are serialised and all applied;
         with it, a stale one is :class:`PreconditionFailed`. :class:`Forbidden` for
         ``status`` from a non-admin, :class:`Conflict` for a taken email (counted against
-        a customer who tries too many: :class:`TooManyRequests`).
+        a customer who tries too many: :class:`TooManyRequests`). A customer's own
+        password or email change needs ``current_password`` (see :mod:`.reauth`).
         """
         customer = self.get(actor, customer_uuid)
         if not isinstance(changes, CustomerChanges):
@@ -190,7 +198,7 @@ class Customers(CustomerTables):
         if changes.status is not None and not actor.is_admin:
             self._forbidden(actor, customer, "status is admin-only")
             raise Forbidden("/status can only be changed by an admin")
-        if changes == CustomerChanges():
+        if changes.is_empty:
             if expected_version is not None and expected_version != customer.version:
                 raise PreconditionFailed()
             return customer
@@ -200,8 +208,13 @@ class Customers(CustomerTables):
                 changes.email or customer.email,
                 changes.full_name or customer.full_name,
             )
-        attempt = None
+        if expected_version is not None and expected_version != customer.version:
+            raise PreconditionFailed()  # before any hashing: the write could not succeed
         new_email = changes.email_canonical not in (None, customer.email_canonical)
+        verified_hash = None
+        if self._reauth.needed(actor, password=changes.password is not None, new_email=new_email):
+            verified_hash = self._reauth.check(actor, customer, changes.current_password)
+        attempt = None
         if new_email and not actor.is_admin:
             attempt = self._throttle.reserve(
                 {
@@ -235,6 +248,9 @@ class Customers(CustomerTables):
             values["version"] = base.version + 1
             self._write_version(base, sa.update(self._customers).values(**values))
             self._check_session(actor, base.customer_id)
+            if verified_hash is not None and attempt_number > 1:
+                # On a first attempt the version predicate vouched for the hash.
+                self._reauth.still_current(actor, base, verified_hash)
             active = values.get("status", base.status) == CustomerStatus.ACTIVE
             if password_hash is not None or not active:
                 keep = actor.sid if password_hash is not None and active else None
@@ -290,15 +306,8 @@ class Customers(CustomerTables):
             raise Forbidden("You can only manage your own account")
 
     def _check_policy(self, password: str, email: str, full_name: str) -> None:
-        """:class:`ValidationError` naming ``/password`` when the policy refuses it."""
-        reason = policy_violation(
-            password,
-            min_length=self._settings.password_min_length,
-            email=email,
-            full_name=full_name,
-        )
-        if reason is not None:
-            raise ValidationError(f"/password {reason}")
+        min_length = self._settings.password_min_length
+        check_policy(password, min_length=min_length, email=email, full_name=full_name)
 
     @staticmethod
     def _forbidden(actor: Actor, customer: CustomerRecord, reason: str | None = None) -> None:

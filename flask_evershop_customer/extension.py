@@ -19,7 +19,10 @@ from .config import DEFAULTS, load_settings
 from .customers import Customers
 from .errors import ConfigurationError, Unauthorized
 from .models import Models, build_models
+from .own_sessions import OwnSessions
 from .passwords import PasswordHasher
+from .reauth import Reauthentication
+from .resets import PasswordResets
 from .sessions import Sessions
 from .state import EXTENSION_KEY, AppState, get_state
 from .throttle import Throttle
@@ -104,6 +107,13 @@ class EverShopCustomer:
                 settings=settings,
                 hasher=hasher,
                 throttle=throttle,
+                reauth=Reauthentication(
+                    uow=uow,
+                    models=self.models,
+                    settings=settings,
+                    hasher=hasher,
+                    throttle=throttle,
+                ),
                 clock=clock,
             ),
             sessions=Sessions(
@@ -112,6 +122,15 @@ class EverShopCustomer:
                 settings=settings,
                 hasher=hasher,
                 tokens=tokens,
+                throttle=throttle,
+                clock=clock,
+            ),
+            own_sessions=OwnSessions(uow=uow, models=self.models, clock=clock),
+            resets=PasswordResets(
+                uow=uow,
+                models=self.models,
+                settings=settings,
+                hasher=hasher,
                 throttle=throttle,
                 clock=clock,
             ),
@@ -185,3 +204,14 @@ class EverShopCustomer:
         """The current app's session rules (log in, log out, the token check), for use
         outside requests."""
         return get_state().sessions
+
+    @property
+    def resets(self) -> PasswordResets:
+        """The current app's password reset rules (request a token, complete a reset)."""
+        return get_state().resets
+
+    @property
+    def own_sessions(self) -> OwnSessions:
+        """The current app's rules for a customer's own sessions (list them, end all but
+        the current one)."""
+        return get_state().own_sessions

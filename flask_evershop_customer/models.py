@@ -21,6 +21,7 @@ CUSTOMER_TABLE = "evershop_customer"
 SESSION_TABLE = "evershop_customer_session"
 LOGIN_FAILURE_TABLE = "evershop_customer_login_failure"
 ADMIN_SESSION_TABLE = "evershop_customer_admin_session"
+RESET_TOKEN_TABLE = "evershop_customer_reset_token"
 
 EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 255
@@ -102,6 +103,8 @@ class LoginSessionColumns(_Mapped):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+    #: The ``User-Agent`` the session logged in with (at most 255 characters), if any.
+    user_agent: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
@@ -153,6 +156,36 @@ class AdminSessionColumns(_Mapped):
         return f"<AdminSession {self.id}>"
 
 
+class ResetTokenColumns(_Mapped):
+    """A password reset token: only its SHA-256 digest is stored. Usable once, while
+    unused and unexpired; a newer one of the customer, or a completed reset, uses it up."""
+
+    digest: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        sa.Integer,
+        sa.ForeignKey(
+            f"{CUSTOMER_TABLE}.customer_id",
+            ondelete="CASCADE",
+            name="fk_evershop_customer_reset_token_customer_id",
+        ),
+        nullable=False,
+    )
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            sa.Index("ix_evershop_customer_reset_token_customer_id", "customer_id"),
+            sa.Index("ix_evershop_customer_reset_token_expires_at", "expires_at"),
+            MYSQL_TABLE_ARGS,
+        )
+
+    def __repr__(self) -> str:
+        return f"<ResetToken of customer {self.customer_id}>"
+
+
 class Models(NamedTuple):
     """The mapped classes of one ``db``."""
 
@@ -160,6 +193,7 @@ class Models(NamedTuple):
     LoginSession: type[LoginSessionColumns]
     LoginFailure: type[LoginFailureColumns]
     AdminSession: type[AdminSessionColumns]
+    ResetToken: type[ResetTokenColumns]
 
 
 _built: weakref.WeakKeyDictionary[SQLAlchemy, Models] = weakref.WeakKeyDictionary()
@@ -185,6 +219,11 @@ def build_models(db: SQLAlchemy) -> Models:
                 "CustomerAdminSession",
                 (AdminSessionColumns, base),
                 {"__tablename__": ADMIN_SESSION_TABLE},
+            ),
+            ResetToken=type(
+                "CustomerResetToken",
+                (ResetTokenColumns, base),
+                {"__tablename__": RESET_TOKEN_TABLE},
             ),
         )
     return _built[db]

@@ -17,6 +17,8 @@ from werkzeug.security import (
     generate_password_hash,
 )
 
+from .errors import ValidationError
+
 PASSWORD_MAX_LENGTH = 128
 #: OWASP's floor: scrypt N=2^15, r=8, p=3 (or an equal N*p), PBKDF2-HMAC-SHA256 600,000.
 SCRYPT_MIN_COST = 2**15 * 3
@@ -62,6 +64,13 @@ def policy_violation(
     if full_name and folded == normalize(full_name).casefold():
         return "must not be the same as the full name"
     return None
+
+
+def check_policy(password: str, *, min_length: int, email: str, full_name: str) -> None:
+    """:class:`~.errors.ValidationError` naming ``/password`` when the policy refuses it."""
+    reason = policy_violation(password, min_length=min_length, email=email, full_name=full_name)
+    if reason is not None:
+        raise ValidationError(f"/password {reason}")
 
 
 class PasswordHasher:

@@ -7,18 +7,22 @@ message names the field (``/email must match format "email"``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import UnsupportedMediaType, ValidationError
 from .models import EMAIL_MAX_LENGTH, FULL_NAME_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from .own_sessions import SessionInfo
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Longer integer literals are refused before Python converts them.
@@ -47,9 +51,17 @@ class CustomerChanges:
 
     email: str | None = None
     email_canonical: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     full_name: str | None = None
     status: int | None = None
+    #: The customer's current password, which their own password or email change needs
+    #: (checked, never stored).
+    current_password: str | None = field(default=None, repr=False)
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing would change (``current_password`` alone changes nothing)."""
+        return dataclasses.replace(self, current_password=None) == CustomerChanges()
 
 
 @dataclass(frozen=True)
@@ -251,18 +263,21 @@ def parse_new_customer(body: Any) -> NewCustomer:
 
 
 def parse_customer_changes(body: Any) -> CustomerChanges:
-    """Validate an update. Fields other than these four are ignored, never written."""
+    """Validate an update. Fields other than these four (and ``current_password``, which
+    is checked, never written) are ignored."""
     body = _require_object(body, ())
     status = _status(body) if "status" in body else None
     email, canonical = _email(body) if "email" in body else (None, None)
     full_name = _full_name(body) if "full_name" in body else None
     password = _password(body) if "password" in body else None
+    current = _string(body, "current_password") if "current_password" in body else None
     return CustomerChanges(
         email=email,
         email_canonical=canonical,
         password=password,
         full_name=full_name,
         status=status,
+        current_password=current,
     )
 
 
@@ -272,6 +287,27 @@ def parse_credentials(body: Any) -> Credentials:
     body = _require_object(body, ("email", "password"))
     _, canonical = _email(body)
     return Credentials(email_canonical=canonical, password=_string(body, "password"))
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """A validated reset completion: the token from the link and the new password."""
+
+    token: str = field(repr=False)
+    password: str = field(repr=False)
+
+
+def parse_reset_request(body: Any) -> str:
+    """Validate ``{"email"}`` of a reset request; its canonical email."""
+    body = _require_object(body, ("email",))
+    return _email(body)[1]
+
+
+def parse_new_password(body: Any) -> NewPassword:
+    """Validate ``{"token", "password"}`` of a reset completion (the policy is applied by
+    the rules, which know the customer)."""
+    body = _require_object(body, ("token", "password"))
+    return NewPassword(token=_string(body, "token"), password=_password(body))
 
 
 def parse_session_ids(ids: str) -> list[str]:
@@ -309,6 +345,17 @@ def customer_links(uuid: str) -> list[dict[str, Any]]:
             "types": ["text/xml"],
         },
     ]
+
+
+def session_item(info: SessionInfo) -> dict[str, Any]:
+    """One entry of ``GET /customers/me/sessions``."""
+    return {
+        "sid": info.sid,
+        "created_at": info.created_at.strftime(TIMESTAMP_FORMAT),
+        "expires_at": info.expires_at.strftime(TIMESTAMP_FORMAT),
+        "current": info.current,
+        "user_agent": info.user_agent,
+    }
 
 
 def own_profile_links(prefix: str) -> list[dict[str, Any]]:

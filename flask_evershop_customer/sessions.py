@@ -31,6 +31,9 @@ from .throttle import Throttle
 from .tokens import TokenCodec
 from .unit_of_work import Unit, UnitOfWork
 
+#: Longest ``User-Agent`` a session keeps; a longer one is cut.
+USER_AGENT_MAX_LENGTH = 255
+
 
 @dataclass(frozen=True)
 class LoginResult:
@@ -116,7 +119,9 @@ class Sessions(CustomerTables):
             raise Unauthorized("Session has ended")
         return customer, claims.sid
 
-    def login(self, credentials: Credentials, client_address: str) -> LoginResult:
+    def login(
+        self, credentials: Credentials, client_address: str, *, user_agent: str | None = None
+    ) -> LoginResult:
         """Check the password (exactly one hash check, whatever happens) and open a
         session. :class:`InvalidCredentials` for an unknown email, a wrong password or
         a disabled customer alike; :class:`TooManyRequests` while throttled.
@@ -177,7 +182,7 @@ class Sessions(CustomerTables):
                 customer.email_canonical,
             ):
                 raise _ChangedDuringLogin()
-            opened = self._open(customer, now)
+            opened = self._open(customer, now, user_agent)
             if rehash is not None:
                 # Only over the hash that was verified: never over a newer password.
                 self._uow.session.execute(
@@ -218,7 +223,9 @@ class Sessions(CustomerTables):
         security_event("login", customer=customer.uuid, sid=result.sid, client=None)
         return result
 
-    def _open(self, customer: CustomerRecord, now: datetime) -> Unit[LoginResult]:
+    def _open(
+        self, customer: CustomerRecord, now: datetime, user_agent: str | None = None
+    ) -> Unit[LoginResult]:
         """Inside a unit of work: write a new session of ``customer``; its token, and the
         signal to send."""
         sid = str(uuid_module.uuid4())
@@ -228,6 +235,7 @@ class Sessions(CustomerTables):
                 customer_id=customer.customer_id,
                 created_at=now,
                 expires_at=now + timedelta(seconds=self._tokens.lifetime),
+                user_agent=user_agent[:USER_AGENT_MAX_LENGTH] if user_agent else None,
             )
         )
         result = LoginResult(self._tokens.issue(customer.uuid, sid, now), sid, customer)
@@ -365,8 +373,3 @@ class Sessions(CustomerTables):
             sa.select(*self._record_columns).where(self._customers.c.customer_id.in_(wanted))
         ).all()
         return [CustomerRecord(*row) for row in rows]
-
-    def _live(self, now: datetime) -> sa.ColumnElement[bool]:
-        """A session neither revoked nor expired at ``now``."""
-        sessions = self._sessions
-        return sa.and_(sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)

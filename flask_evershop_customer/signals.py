@@ -23,3 +23,9 @@ customer_deleted = _signals.signal("evershop-customer-deleted")
 customer_logged_in = _signals.signal("evershop-customer-logged-in")
 #: ``customer`` (dict), ``sids`` (list of str): sessions of a customer were ended by logout.
 customer_logged_out = _signals.signal("evershop-customer-logged-out")
+#: ``customer`` (dict), ``token`` (str): a password reset was requested for an active
+#: customer. The host mails the link; ``token`` appears nowhere else. Sent after the token
+#: is stored (a receiver that raises is logged and changes nothing).
+password_reset_requested = _signals.signal("evershop-customer-password-reset-requested")
+#: ``customer`` (dict): a password was reset with a token (every session has ended).
+password_reset = _signals.signal("evershop-customer-password-reset")

@@ -11,7 +11,9 @@ from .admins import AdminSessions
 from .clock import Clock
 from .config import Settings
 from .customers import Customers
+from .own_sessions import OwnSessions
 from .passwords import PasswordHasher
+from .resets import PasswordResets
 from .sessions import Sessions
 from .throttle import Throttle
 from .tokens import TokenCodec
@@ -26,6 +28,8 @@ class AppState:
     settings: Settings
     customers: Customers
     sessions: Sessions
+    own_sessions: OwnSessions
+    resets: PasswordResets
     admin_sessions: AdminSessions
     throttle: Throttle
     tokens: TokenCodec

@@ -9,6 +9,7 @@ always means committed and anything else means nothing changed. Transient confli
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -27,6 +28,7 @@ from .errors import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 #: How often a unit of work is tried when the database reports a transient conflict.
 ATTEMPTS = 3
 #: SQLSTATEs of PostgreSQL's serialization failure, deadlock and lock time-out.
@@ -59,6 +61,18 @@ class UnitOfWork:
     def session(self) -> OrmSession:
         """The host's scoped session (the request's)."""
         return self._db.session  # type: ignore[return-value]
+
+    def notify(self, signal: Signal, payload: Mapping[str, Any]) -> bool:
+        """Send ``signal`` after a commit, when a receiver must not change the answer: one
+        that raises is logged (with its traceback) and ``False`` is returned."""
+        try:
+            signal.send(self._sender, **payload)
+        except Exception:
+            logger.exception(
+                "A receiver of %s raised; the request went on", getattr(signal, "name", signal)
+            )
+            return False
+        return True
 
     def end_read(self) -> None:
         """End the current transaction, if any, before slow work such as hashing: no

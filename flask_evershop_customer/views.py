@@ -42,7 +42,10 @@ from .schemas import (
     parse_if_match,
     parse_json_body,
     parse_new_customer,
+    parse_new_password,
+    parse_reset_request,
     parse_session_ids,
+    session_item,
 )
 from .state import get_state
 
@@ -140,6 +143,21 @@ def delete_own_account() -> Response:
     return _delete(actor, _own(actor).uuid)
 
 
+def list_own_sessions() -> Response:
+    """``GET /customers/me/sessions``: the caller's live sessions, newest first."""
+    infos = get_state().own_sessions.live(authenticate(customer_only=True))
+    return _json({"data": {"items": [session_item(info) for info in infos]}})
+
+
+def end_other_sessions() -> Response:
+    """``DELETE /customers/me/sessions``: end every live session of the caller but this
+    one."""
+    actor = authenticate(customer_only=True)
+    _body()
+    get_state().own_sessions.end_others(actor)
+    return _json({"data": {}})
+
+
 def _own(actor: Actor) -> CustomerRecord:
     assert actor.customer is not None  # authenticate(customer_only=True) saw to it
     return actor.customer
@@ -166,12 +184,28 @@ def create_session() -> Response:
     """``POST /customers/sessions``: log in; the token comes in the body and a cookie."""
     state = get_state()
     credentials = parse_credentials(_body())
-    result = state.sessions.login(credentials, request.remote_addr or "")
+    result = state.sessions.login(
+        credentials, request.remote_addr or "", user_agent=request.headers.get("User-Agent")
+    )
     response = _json({"data": {"token": result.token, "sid": result.sid}})
     set_credential_cookie(
         response, state.settings.token_cookie_name, result.token, state.tokens.lifetime
     )
     return response
+
+
+def request_password_reset() -> Response:
+    """``POST /customers/reset-password``: always ``{}``, whether or not the email names
+    an active customer (429 past the limits, for any email alike)."""
+    email_canonical = parse_reset_request(_body())
+    get_state().resets.request(email_canonical, request.remote_addr or "")
+    return _json({"data": {}})
+
+
+def complete_password_reset() -> Response:
+    """``POST /customers/password``: a new password with a reset token."""
+    get_state().resets.complete(parse_new_password(_body()))
+    return _json({"data": {}})
 
 
 def delete_sessions(ids: str) -> Response:
@@ -229,9 +263,13 @@ ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
     ("/customers/openapi.json", "openapi", openapi_document, ("GET",)),
     ("/customers/sessions", "create_session", create_session, ("POST",)),
     ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),
+    ("/customers/reset-password", "request_reset", request_password_reset, ("POST",)),
+    ("/customers/password", "complete_reset", complete_password_reset, ("POST",)),
     ("/customers/me", "read_own_profile", read_own_profile, ("GET",)),
     ("/customers/me", "update_own_profile", update_own_profile, ("PATCH",)),
     ("/customers/me", "delete_own_account", delete_own_account, ("DELETE",)),
+    ("/customers/me/sessions", "list_own_sessions", list_own_sessions, ("GET",)),
+    ("/customers/me/sessions", "end_other_sessions", end_other_sessions, ("DELETE",)),
     ("/customers/<evershop_customer_id:customer_id>", "read_customer", read_customer, ("GET",)),
     (
         "/customers/<evershop_customer_id:customer_id>",
@@ -253,7 +291,7 @@ class CustomerIdConverter(BaseConverter):
     a wrong method on ``/customers/sessions`` (or ``me``) is a 405, not a customer lookup.
     Malformed ids still reach the views, which answer 404 ``Invalid customer id``."""
 
-    regex = r"(?!sessions$|openapi\.json$|me$)[^/]+"
+    regex = r"(?!sessions$|openapi\.json$|me$|reset-password$|password$)[^/]+"
 
 
 def _add_converter(state: BlueprintSetupState) -> None:

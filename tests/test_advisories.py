@@ -334,7 +334,9 @@ def test_a_token_after_logout_is_refused(victim: Victim) -> None:
 def test_a_token_after_a_password_change_is_refused(api: Api, victim: Victim) -> None:
     other = api.login("alice@example.com")
     response = victim.client.patch(
-        victim.url, json={"password": OTHER_PASSWORD}, headers=victim.login.headers
+        victim.url,
+        json={"password": OTHER_PASSWORD, "current_password": PASSWORD},
+        headers=victim.login.headers,
     )
     assert response.status_code == 200
     assert victim.status(other.token) == 401

@@ -22,6 +22,7 @@ from flask import Flask
 
 from .conftest import (
     CHEAP_HASH,
+    PASSWORD,
     SECRET_KEY,
     Api,
     AppFactory,
@@ -174,7 +175,8 @@ def test_two_updates_racing_onto_one_email_move_only_one(race_app: Flask) -> Non
 
     def move(customer: dict[str, Any], login: Any, email: str) -> Callable[[Any], Any]:
         url = f"/api/customers/{customer['uuid']}"
-        return lambda client: client.patch(url, json={"email": email}, headers=login.headers)
+        body = {"email": email, "current_password": PASSWORD}
+        return lambda client: client.patch(url, json=body, headers=login.headers)
 
     with meeting_at(race_app, UPDATE_CUSTOMER, 2):
         responses = race(
@@ -207,7 +209,9 @@ def test_concurrent_patches_without_if_match_lose_nothing(race_app: Flask) -> No
 
     with meeting_at(race_app, UPDATE_CUSTOMER, 2) as updates:
         responses = race(
-            race_app, patch({"full_name": "After"}), patch({"email": "moved@example.com"})
+            race_app,
+            patch({"full_name": "After"}),
+            patch({"email": "moved@example.com", "current_password": PASSWORD}),
         )
 
     assert [r.status_code for r in responses] == [200, 200], [r.get_json() for r in responses]

@@ -34,6 +34,8 @@ def envelope(response: TestResponse, status: int) -> str:
         ("post", "/api/customers/" + "a" * 32, "GET, HEAD, PATCH, DELETE, OPTIONS"),
         ("put", "/api/customers/me", "GET, HEAD, PATCH, DELETE, OPTIONS"),
         ("post", "/api/customers/me", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+        ("get", "/api/customers/reset-password", "POST, OPTIONS"),
+        ("patch", "/api/customers/password", "POST, OPTIONS"),
         ("get", "/api/customers/sessions", "POST, OPTIONS"),
         ("delete", "/api/customers/sessions", "POST, OPTIONS"),
         ("patch", "/api/customers/sessions", "POST, OPTIONS"),

@@ -45,9 +45,10 @@ OUR_TABLES = {
     "evershop_customer_session",
     "evershop_customer_login_failure",
     "evershop_customer_admin_session",
+    "evershop_customer_reset_token",
 }
 #: The head of the shipped branch.
-HEAD = "evershop_customer_0002"
+HEAD = "evershop_customer_0003"
 
 
 @pytest.fixture(params=selected_backends())

@@ -201,7 +201,7 @@ def test_every_route_is_documented_and_every_operation_routed(bare_apps: list[Fl
     customers.init_app(app)
     document = served(app)
     assert documented_operations(document) == routed_operations(app)
-    assert len(routed_operations(app)) == 11
+    assert len(routed_operations(app)) == 15
 
 
 def test_undocumented_methods_are_405_with_allow(bare_apps: list[Flask]) -> None:
@@ -357,10 +357,22 @@ def test_typical_calls_answer_as_documented(
     client.patch("/api/customers/not-a-uuid", json={}, headers=admin)
     client.patch("/api/customers/sessions", json={}, headers=admin)
     client.patch("/api/customers/openapi.json", json={}, headers=admin)
-    client.patch(alice_url, json={"email": "bob@example.com"}, headers=alice_login.headers)
-    client.patch(alice_url, json={"password": "short"}, headers=alice_login.headers)
+    own = alice_login.headers
+    client.patch(alice_url, json={"email": "bob@example.com"}, headers=own)
+    client.patch(alice_url, json={"email": "bob@example.com", "current_password": "x"}, headers=own)
+    moved = {"email": "bob@example.com", "current_password": PASSWORD}
+    client.patch(alice_url, json=moved, headers=own)
+    client.patch(alice_url, json={"password": "short"}, headers=own)
     client.patch(alice_url, data="[", content_type="application/json", headers=admin)
-    client.patch(alice_url, json={"password": OTHER_PASSWORD}, headers=alice_login.headers)
+    new_password = {"password": OTHER_PASSWORD, "current_password": PASSWORD}
+    client.patch(alice_url, json=new_password, headers=own)
+    client.get(alice_url, headers=own)
+    client.get(alice_url, headers=bob_login.headers)
+    client.get("/api/customers/me", headers=own)
+    client.get("/api/customers/me", headers=admin)
+    client.patch("/api/customers/me", json={"full_name": "Alice Me"}, headers=own)
+    client.get("/api/customers/me/sessions", headers=own)
+    client.delete("/api/customers/me/sessions", headers=own)
 
     # login: wrong password until throttled
     client.post("/api/customers/sessions", json={"email": "nobody@example.com", "password": "x"})

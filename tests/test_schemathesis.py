@@ -51,7 +51,12 @@ DOCUMENT = "/api/customers/openapi.json"
 MAX_EXAMPLES = 25
 STATEFUL_EXAMPLES = 12
 STATEFUL_STEPS = 10
-SECURED = ("/customers/{id}", "/customers/me", "/customers/sessions/{ids}")
+SECURED = (
+    "/customers/{id}",
+    "/customers/me",
+    "/customers/me/sessions",
+    "/customers/sessions/{ids}",
+)
 #: Positive and negative. (Listed once: mypy, set to Python 3.10, does not know the
 #: ``enum.StrEnum`` this Python 3.11+ library derives ``GenerationMode`` from, and will not
 #: iterate over the class itself.)
@@ -180,6 +185,8 @@ def test_every_operation_as_an_admin(app: Flask, api: Api, label: Any) -> None:
         "GET /customers/me",
         "PATCH /customers/me",
         "DELETE /customers/me",
+        "GET /customers/me/sessions",
+        "DELETE /customers/me/sessions",
     ],
 )
 def test_a_customer_on_their_own_record(app: Flask, api: Api, label: Any) -> None:

@@ -386,7 +386,8 @@ def test_registrations_and_email_conflicts_are_logged(
     admin = api.admin_headers()
     assert client.post("/api/customers", json=body, headers=admin).status_code == 200
     url = f"/api/customers/{bob['uuid']}"
-    response = client.patch(url, json={"email": "EVE@example.com"}, headers=login.headers)
+    body = {"email": "EVE@example.com", "current_password": PASSWORD}
+    response = client.patch(url, json=body, headers=login.headers)
     assert response.status_code == 409
     [event] = security_log("email_conflict")
     assert event["customer"] == bob["uuid"] and event["sid"] == fingerprint(login.sid)

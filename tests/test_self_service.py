@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, table_contents
+from flask_evershop_customer import customer_logged_out
+
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, state_of, table_contents
 
 ME = "/api/customers/me"
 
 
 def tag(customer: dict[str, Any], version: int = 1) -> str:
     return f'"{customer["uuid"]}.{version}"'
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def record(customer: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +152,8 @@ def test_a_password_change_through_me_ends_the_other_sessions(
     api: Api, client: FlaskClient, alice: dict[str, Any], alice_login: Login
 ) -> None:
     other = api.login("alice@example.com")
-    response = client.patch(ME, json={"password": OTHER_PASSWORD}, headers=alice_login.headers)
+    body = {"password": OTHER_PASSWORD, "current_password": PASSWORD}
+    response = client.patch(ME, json=body, headers=alice_login.headers)
     assert response.status_code == 200
     assert client.get(ME, headers=other.headers).status_code == 401
     assert client.get(ME, headers=alice_login.headers).status_code == 200
@@ -200,3 +208,100 @@ def test_the_fixed_names_keep_their_own_methods(client: FlaskClient) -> None:
     assert client.get("/api/customers/sessions").status_code == 405
     assert client.get("/api/customers/openapi.json").status_code == 200
     assert client.delete("/api/customers/openapi.json").status_code == 405
+
+
+# -- one's own sessions -----------------------------------------------------------------
+
+SESSIONS = "/api/customers/me/sessions"
+
+
+def test_the_session_list_shows_live_sessions_newest_first(
+    app: Any, api: Api, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    clock = state_of(app).clock
+    # In the past: a token's iat may not lie ahead of the real time.
+    start = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) - timedelta(hours=1)
+    clock.freeze(start)
+    lifetime = timedelta(seconds=state_of(app).tokens.lifetime)
+    body = {"email": "alice@example.com", "password": PASSWORD}
+    phone = client.post("/api/customers/sessions", json=body, headers={"User-Agent": "Phone/1"})
+    clock.travel(60)
+    laptop = client.post("/api/customers/sessions", json=body, headers={"User-Agent": "L" * 300})
+    clock.travel(60)
+    ended = api.login("alice@example.com")
+    client.delete(f"/api/customers/sessions/{ended.sid}", headers=ended.headers)
+    token = laptop.get_json()["data"]["token"]
+    response = client.get(SESSIONS, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    items = response.get_json()["data"]["items"]
+    assert items == [
+        {
+            "sid": laptop.get_json()["data"]["sid"],
+            "created_at": stamp(start + timedelta(seconds=60)),
+            "expires_at": stamp(start + timedelta(seconds=60) + lifetime),
+            "current": True,
+            "user_agent": "L" * 255,
+        },
+        {
+            "sid": phone.get_json()["data"]["sid"],
+            "created_at": stamp(start),
+            "expires_at": stamp(start + lifetime),
+            "current": False,
+            "user_agent": "Phone/1",
+        },
+    ]
+
+
+def test_a_session_without_a_user_agent_lists_null(
+    app: Any, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    with app.app_context():
+        opened = state_of(app).sessions.open_session(alice["uuid"])
+    headers = {"Authorization": f"Bearer {opened.token}"}
+    [item] = client.get(SESSIONS, headers=headers).get_json()["data"]["items"]
+    assert item["sid"] == opened.sid and item["user_agent"] is None
+
+
+def test_the_session_list_is_ones_own(api: Api, client: FlaskClient, alice_login: Login) -> None:
+    api.register("bob@example.com")
+    bob = api.login("bob@example.com")
+    items = client.get(SESSIONS, headers=bob.headers).get_json()["data"]["items"]
+    assert [item["sid"] for item in items] == [bob.sid]
+    assert client.get(SESSIONS).status_code == 401
+    assert client.get(SESSIONS, headers=api.admin_headers()).status_code == 403
+
+
+def test_ending_the_other_sessions_keeps_the_current_one(
+    api: Api, client: FlaskClient, alice_login: Login
+) -> None:
+    others = [api.login("alice@example.com") for _ in range(2)]
+    api.register("bob@example.com")
+    bob = api.login("bob@example.com")
+    ended: list[dict[str, Any]] = []
+
+    def record(sender: Any, **payload: Any) -> None:
+        ended.append(payload)
+
+    with customer_logged_out.connected_to(record):
+        response = client.delete(SESSIONS, headers=alice_login.headers)
+    assert response.status_code == 200 and response.get_json() == {"data": {}}
+    assert [sorted(event["sids"]) for event in ended] == [sorted(o.sid for o in others)]
+    for other in others:
+        assert client.get(ME, headers=other.headers).status_code == 401
+    assert client.get(ME, headers=alice_login.headers).status_code == 200
+    assert client.get(ME, headers=bob.headers).status_code == 200
+    # Nothing left to end: still 200, and no signal.
+    assert client.delete(SESSIONS, headers=alice_login.headers).status_code == 200
+    assert len(ended) == 1
+
+
+def test_ending_the_other_sessions_needs_a_customer_and_a_same_site_cookie(
+    api: Api, client: FlaskClient, cookie_client: FlaskClient
+) -> None:
+    assert client.delete(SESSIONS).status_code == 401
+    assert client.delete(SESSIONS, headers=api.admin_headers()).status_code == 403
+    api.register("cookie@example.com")
+    body = {"email": "cookie@example.com", "password": PASSWORD}
+    assert cookie_client.post("/api/customers/sessions", json=body).status_code == 200
+    forged = {"Origin": "https://evil.example"}
+    assert cookie_client.delete(SESSIONS, headers=forged).status_code == 403

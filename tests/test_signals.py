@@ -53,7 +53,9 @@ def test_the_lifecycle_sends_each_signal_once(app: Flask, api: Api, client: Flas
         login = api.login("alice@example.com")
         url = f"/api/customers/{data['uuid']}"
         client.patch(
-            url, json={"full_name": "B", "password": OTHER_PASSWORD}, headers=login.headers
+            url,
+            json={"full_name": "B", "password": OTHER_PASSWORD, "current_password": PASSWORD},
+            headers=login.headers,
         )
         client.delete(f"/api/customers/sessions/{login.sid}", headers=login.headers)
         client.delete(url, headers=api.admin_headers())

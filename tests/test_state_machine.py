@@ -183,13 +183,23 @@ class CustomerAPI(RuleBasedStateMachine):
             value = data.draw(st.sampled_from([PASSWORD, OTHER_PASSWORD]))
         else:
             value = data.draw(st.sampled_from(STATUSES))
-        response = self.call(
-            "PATCH", f"/customers/{target.uuid}", json={change: value}, headers=headers
-        )
+        body = {change: value}
+        # A customer's own password or email change needs the current password: sent
+        # or not (a wrong one would count against the login limit).
+        reauthenticates = session is not None and data.draw(st.booleans())
+        if reauthenticates:
+            body["current_password"] = target.password
+        response = self.call("PATCH", f"/customers/{target.uuid}", json=body, headers=headers)
 
         expected = self.denial(session, target)
         if expected is None and change == "status" and session is not None:
             expected = 403
+        changes_credentials = change == "password" or (
+            change == "email" and value.lower() != target.canonical
+        )
+        if expected is None and session is not None and changes_credentials:
+            if not reauthenticates:
+                expected = 400
         if expected is None and change == "email":
             holder = self.model.holder(value.lower())
             if holder is not None and holder is not target:

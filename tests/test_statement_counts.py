@@ -122,23 +122,29 @@ def test_authenticated_patch_of_the_email(
     host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
 ) -> None:
     url = f"/api/customers/{alice['uuid']}"
-    body = {"full_name": "Alice Renamed", "email": "alice.renamed@example.com"}
+    body = {
+        "full_name": "Alice Renamed",
+        "email": "alice.renamed@example.com",
+        "current_password": PASSWORD,
+    }
     found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
-    # The token check; the attempt recorded and counted (a customer probing for taken
-    # emails is limited); the versioned UPDATE and the session still live; the attempt
-    # forgotten, as it succeeded.
-    assert_count(found, 6)
+    # The token check; re-authentication (its attempt recorded and counted, the hash
+    # read, the attempt forgotten once the password is right); the email change's own
+    # attempt recorded and counted (a customer probing for taken emails is limited);
+    # the versioned UPDATE and the session still live; that attempt forgotten.
+    assert_count(found, 10)
 
 
 def test_authenticated_patch_with_a_password_change(
     host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
 ) -> None:
     url = f"/api/customers/{alice['uuid']}"
-    body = {"password": OTHER_PASSWORD}
+    body = {"password": OTHER_PASSWORD, "current_password": PASSWORD}
     found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
-    # The token check, the UPDATE, the session still live, and ending the customer's
+    # The token check; re-authentication (attempt recorded and counted, hash read,
+    # attempt forgotten); the UPDATE, the session still live, and ending the customer's
     # other sessions.
-    assert_count(found, 4)
+    assert_count(found, 8)
 
 
 def test_admin_patch(host_app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]) -> None:
@@ -156,6 +162,22 @@ def test_get_me(host_app: Flask, client: FlaskClient, alice_login: Login) -> Non
     )
     # The token check's read is the answer.
     assert_count(found, 1)
+
+
+def test_list_own_sessions(host_app: Flask, client: FlaskClient, alice_login: Login) -> None:
+    url = "/api/customers/me/sessions"
+    # The token check, then the live sessions by the customer_id index.
+    assert_count(statements(host_app, lambda: client.get(url, headers=alice_login.headers)), 2)
+
+
+def test_end_other_sessions(
+    host_app: Flask, client: FlaskClient, api: Api, alice_login: Login
+) -> None:
+    api.login("alice@example.com")
+    url = "/api/customers/me/sessions"
+    # The token check, the other live sessions locked, the UPDATE.
+    found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
+    assert_count(found, 3)
 
 
 def test_get_own_record_by_id(

@@ -386,7 +386,8 @@ def test_a_customer_probing_for_taken_emails_is_limited(
     url = f"/api/customers/{prober['uuid']}"
 
     def move(email: str) -> TestResponse:
-        return client.patch(url, json={"email": email}, headers=login.headers)
+        body = {"email": email, "current_password": PASSWORD}
+        return client.patch(url, json=body, headers=login.headers)
 
     assert [move(t["email"]).status_code for t in taken[:2]] == [409, 409]
     refused = move(taken[2]["email"])
@@ -412,5 +413,5 @@ def test_a_successful_email_change_is_not_counted(app_factory: AppFactory) -> No
     login = api.login("mover@example.com")
     url = f"/api/customers/{customer['uuid']}"
     for n in range(3):
-        body = {"email": f"moved{n}@example.com"}
+        body = {"email": f"moved{n}@example.com", "current_password": PASSWORD}
         assert client.patch(url, json=body, headers=login.headers).status_code == 200

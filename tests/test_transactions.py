@@ -70,7 +70,12 @@ OPERATIONS: dict[str, tuple[Any, Callable[[Shop], Any]]] = {
         signals.customer_updated,
         lambda s: s.api.client.patch(
             f"/api/customers/{s.alice['uuid']}",
-            json={"email": "alice@new.example", "password": OTHER_PASSWORD, "full_name": "A2"},
+            json={
+                "email": "alice@new.example",
+                "password": OTHER_PASSWORD,
+                "full_name": "A2",
+                "current_password": PASSWORD,
+            },
             headers=s.first.headers,
         ),
     ),

@@ -96,7 +96,9 @@ def test_password_change_takes_effect(
 ) -> None:
     data, login = alice, alice_login
     response = client.patch(
-        f"/api/customers/{data['uuid']}", json={"password": OTHER_PASSWORD}, headers=login.headers
+        f"/api/customers/{data['uuid']}",
+        json={"password": OTHER_PASSWORD, "current_password": PASSWORD},
+        headers=login.headers,
     )
     assert response.status_code == 200
     old = client.post(
@@ -112,7 +114,9 @@ def test_password_change_ends_other_sessions_but_not_this_one(
     data, login = alice, alice_login
     other = api.login("alice@example.com")
     response = client.patch(
-        f"/api/customers/{data['uuid']}", json={"password": OTHER_PASSWORD}, headers=login.headers
+        f"/api/customers/{data['uuid']}",
+        json={"password": OTHER_PASSWORD, "current_password": PASSWORD},
+        headers=login.headers,
     )
     assert response.status_code == 200
     url = f"/api/customers/{data['uuid']}"
@@ -150,7 +154,9 @@ def test_email_change_to_a_taken_email_in_any_case_is_409(
     data, login = alice, alice_login
     api.register("bob@example.com")
     response = client.patch(
-        f"/api/customers/{data['uuid']}", json={"email": "BOB@example.com"}, headers=login.headers
+        f"/api/customers/{data['uuid']}",
+        json={"email": "BOB@example.com", "current_password": PASSWORD},
+        headers=login.headers,
     )
     assert response.status_code == 409
     assert response.get_json()["error"]["message"] == "Email is already used"
@@ -175,7 +181,7 @@ def test_login_uses_new_email(
     data, login = alice, alice_login
     client.patch(
         f"/api/customers/{data['uuid']}",
-        json={"email": "alice2@example.com"},
+        json={"email": "alice2@example.com", "current_password": PASSWORD},
         headers=login.headers,
     )
     api.login("ALICE2@example.com")

@@ -1,0 +1,249 @@
+"""Password reset on EverShop's paths: a single-use hashed token for an email, then a new
+password with it."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from flask_evershop_customer import password_reset, password_reset_requested
+
+from .conftest import (
+    OTHER_PASSWORD,
+    PASSWORD,
+    Api,
+    AppFactory,
+    Login,
+    state_of,
+    table_contents,
+)
+from .test_login_races import _in_thread
+
+REQUEST = "/api/customers/reset-password"
+COMPLETE = "/api/customers/password"
+INVALID = {"error": {"status": 400, "message": "Token is invalid or expired"}}
+NEW = "a brand new passphrase"
+
+
+@contextlib.contextmanager
+def mailbox(app: Flask) -> Iterator[list[dict[str, Any]]]:
+    """What the host's ``password_reset_requested`` receiver would mail."""
+    sent: list[dict[str, Any]] = []
+
+    def receive(sender: Flask, **payload: Any) -> None:
+        sent.append(payload)
+
+    with password_reset_requested.connected_to(receive, sender=app):
+        yield sent
+
+
+def ask(client: FlaskClient, email: str, **kwargs: Any) -> TestResponse:
+    return client.post(REQUEST, json={"email": email}, **kwargs)
+
+
+def token_for(app: Flask, client: FlaskClient, email: str = "alice@example.com") -> str:
+    with mailbox(app) as sent:
+        assert ask(client, email).status_code == 200
+    [mail] = sent
+    return str(mail["token"])
+
+
+def complete(client: FlaskClient, token: str, password: str = NEW) -> TestResponse:
+    return client.post(COMPLETE, json={"token": token, "password": password})
+
+
+def logs_in(client: FlaskClient, password: str, email: str = "alice@example.com") -> bool:
+    body = {"email": email, "password": password}
+    return bool(client.post("/api/customers/sessions", json=body).status_code == 200)
+
+
+def test_a_reset_sets_the_password_and_ends_every_session(
+    app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any], alice_login: Login
+) -> None:
+    with mailbox(app) as sent:
+        response = ask(client, "ALICE@example.com")
+    assert response.status_code == 200 and response.get_json() == {"data": {}}
+    [mail] = sent
+    assert mail["customer"]["uuid"] == alice["uuid"] and "password" not in mail["customer"]
+    token = mail["token"]
+    assert len(token) >= 43  # 32 random bytes, URL-safe
+    # Only the digest is stored.
+    [row] = table_contents(app)["evershop_customer_reset_token"]
+    assert row["digest"] == hashlib.sha256(token.encode()).hexdigest() and row["used_at"] is None
+    client.post("/api/customers/sessions", json={"email": "alice@example.com", "password": "x"})
+    reset: list[dict[str, Any]] = []
+    with password_reset.connected_to(lambda sender, **p: reset.append(p), sender=app):
+        done = complete(client, token)
+    assert done.status_code == 200 and done.get_json() == {"data": {}}
+    assert [event["customer"]["uuid"] for event in reset] == [alice["uuid"]]
+    assert client.get("/api/customers/me", headers=alice_login.headers).status_code == 401
+    assert not logs_in(client, PASSWORD)
+    assert logs_in(client, NEW)
+    # Single use: the same token again is refused.
+    assert complete(client, token, OTHER_PASSWORD).get_json() == INVALID
+    # The email's failed logins were forgotten (the wrong one above is gone).
+    failures = table_contents(app)["evershop_customer_login_failure"]
+    email_key = state_of(app).throttle.subject("email", "alice@example.com")
+    assert [f for f in failures if f["subject"] == email_key] == []
+
+
+def test_the_answer_is_the_same_for_any_email(
+    app: Flask, api: Api, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    disabled = api.register("disabled@example.com")
+    admin = api.admin_headers()
+    client.patch(f"/api/customers/{disabled['uuid']}", json={"status": 0}, headers=admin)
+    with mailbox(app) as sent:
+        answers = [
+            ask(client, email)
+            for email in ("alice@example.com", "nobody@example.com", "disabled@example.com")
+        ]
+    assert [len(sent), [mail["customer"]["email"] for mail in sent]] == [1, ["alice@example.com"]]
+    shapes = {
+        (a.status_code, a.get_data(), tuple(sorted(k for k, _ in a.headers if k != "Date")))
+        for a in answers
+    }
+    assert len(shapes) == 1
+
+
+def test_a_newer_token_uses_up_the_older_one(
+    app: Flask, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    first, second = token_for(app, client), token_for(app, client)
+    assert complete(client, first).get_json() == INVALID
+    assert complete(client, second).status_code == 200
+
+
+def test_an_expired_token_is_refused(
+    app: Flask, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    token = token_for(app, client)
+    state_of(app).clock.travel(state_of(app).settings.reset_token_lifetime + 1)
+    assert complete(client, token).get_json() == INVALID
+    assert logs_in(client, PASSWORD)
+
+
+def test_a_disabled_customers_token_is_refused(
+    app: Flask, api: Api, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    token = token_for(app, client)
+    client.patch(f"/api/customers/{alice['uuid']}", json={"status": 0}, headers=api.admin_headers())
+    assert complete(client, token).get_json() == INVALID
+
+
+def test_the_new_password_follows_the_policy_and_the_token_survives(
+    app: Flask, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    token = token_for(app, client)
+    short = complete(client, token, "short")
+    assert short.get_json() == {
+        "error": {"status": 400, "message": "/password must NOT have fewer than 8 characters"}
+    }
+    same_as_email = complete(client, token, "alice")
+    assert same_as_email.status_code == 400
+    assert complete(client, token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (REQUEST, {}, "Request data must have required property 'email'"),
+        (REQUEST, {"email": "not an email"}, '/email must match format "email"'),
+        (REQUEST, {"email": 5}, "/email must be string"),
+        (REQUEST, [], "Request data must be object"),
+        (COMPLETE, {"password": NEW}, "Request data must have required property 'token'"),
+        (COMPLETE, {"token": "x"}, "Request data must have required property 'password'"),
+        (COMPLETE, {"token": 5, "password": NEW}, "/token must be string"),
+        (COMPLETE, {"token": "x", "password": None}, "/password must be string"),
+        (COMPLETE, {"token": "no such token", "password": NEW}, "Token is invalid or expired"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field(
+    client: FlaskClient, path: str, body: Any, message: str
+) -> None:
+    response = client.post(path, json=body)
+    assert response.get_json() == {"error": {"status": 400, "message": message}}
+
+
+def test_requests_are_limited_per_email_known_or_not(app_factory: AppFactory) -> None:
+    app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=2)
+    client = app.test_client(use_cookies=False)
+    Api(app, client).register("alice@example.com")
+    for email in ("alice@example.com", "nobody@example.com"):
+        assert [ask(client, email).status_code for _ in range(3)] == [200, 200, 429]
+        refused = ask(client, email)
+        assert int(refused.headers["Retry-After"]) > 0
+    # Logging in is another counter.
+    assert logs_in(client, PASSWORD)
+
+
+def test_requests_are_limited_per_address(app_factory: AppFactory) -> None:
+    app = app_factory(
+        EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=0, EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=2
+    )
+    client = app.test_client(use_cookies=False)
+    statuses = [ask(client, f"n{n}@example.com").status_code for n in range(3)]
+    assert statuses == [200, 200, 429]
+    other = {"REMOTE_ADDR": "198.51.100.7"}
+    assert ask(client, "n9@example.com", environ_base=other).status_code == 200
+
+
+def test_a_raising_receiver_changes_nothing_in_the_answer(
+    app: Flask, client: FlaskClient, alice: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(sender: Flask, **payload: Any) -> None:
+        raise RuntimeError("the mail server is down")
+
+    with password_reset_requested.connected_to(broken, sender=app):
+        response = ask(client, "alice@example.com")
+    assert response.status_code == 200 and response.get_json() == {"data": {}}
+    assert "the mail server is down" in caplog.text
+    assert len(table_contents(app)["evershop_customer_reset_token"]) == 1
+
+
+def test_two_completions_with_one_token_one_wins(
+    app: Flask,
+    client: FlaskClient,
+    alice: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second completion runs to its end while the first hashes its password (no
+    lock is held then); the first then finds the token used."""
+    token = token_for(app, client)
+    hasher = state_of(app).hasher
+    real_hash = hasher.hash
+    answers: list[TestResponse] = []
+
+    def hash_(password: str) -> str:
+        stored = real_hash(password)
+        if password == "the first one's password" and not answers:
+            other = app.test_client(use_cookies=False)
+            answers.append(_in_thread(lambda: complete(other, token, "the second's password")))
+        return stored
+
+    monkeypatch.setattr(hasher, "hash", hash_)
+    first = complete(client, token, "the first one's password")
+    [second] = answers
+    assert second.status_code == 200
+    assert first.get_json() == INVALID
+    monkeypatch.undo()
+    assert logs_in(client, "the second's password")
+
+
+def test_purge_deletes_used_and_expired_tokens(
+    app: Flask, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    used = token_for(app, client)
+    complete(client, used)
+    token_for(app, client)  # live
+    result = app.test_cli_runner().invoke(args=["customers", "purge-sessions"])
+    assert result.exit_code == 0, result.output
+    assert "1 reset tokens" in result.output
+    assert len(table_contents(app)["evershop_customer_reset_token"]) == 1
