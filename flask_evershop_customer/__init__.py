@@ -11,6 +11,7 @@ The package, one job a module:
 - ``customers``: the customer rules: create, read, update, delete, with authorization
   and the password policy inside.
 - ``sessions``: the session rules: log in, log out, the token check, purging.
+- ``listing``: the admin list of customers: a page, filters, sorts, the total.
 - ``own_sessions``: a customer's own sessions: list them, end all but the current one.
 - ``reauth``: the current password a customer's own password or email change needs.
 - ``resets``: password reset: single-use hashed tokens, the new password, purging.

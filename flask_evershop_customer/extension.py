@@ -18,6 +18,7 @@ from .clock import Clock
 from .config import DEFAULTS, load_settings
 from .customers import Customers
 from .errors import ConfigurationError, Unauthorized
+from .listing import CustomerListing
 from .models import Models, build_models
 from .own_sessions import OwnSessions
 from .passwords import PasswordHasher
@@ -126,6 +127,7 @@ class EverShopCustomer:
                 clock=clock,
             ),
             own_sessions=OwnSessions(uow=uow, models=self.models, clock=clock),
+            listing=CustomerListing(uow=uow, models=self.models),
             resets=PasswordResets(
                 uow=uow,
                 models=self.models,
@@ -204,6 +206,11 @@ class EverShopCustomer:
         """The current app's session rules (log in, log out, the token check), for use
         outside requests."""
         return get_state().sessions
+
+    @property
+    def listing(self) -> CustomerListing:
+        """The current app's admin reads (a page of customers, filtered and sorted)."""
+        return get_state().listing
 
     @property
     def resets(self) -> PasswordResets:

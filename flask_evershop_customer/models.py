@@ -75,6 +75,16 @@ class CustomerColumns(_Mapped):
         return (
             sa.UniqueConstraint("uuid", name="uq_evershop_customer_uuid"),
             sa.UniqueConstraint("email_canonical", name="uq_evershop_customer_email_canonical"),
+            # The admin list: an email prefix (PostgreSQL needs the pattern operator class
+            # for LIKE 'prefix%' under any collation but C) and each sort, ties broken by
+            # customer_id.
+            sa.Index(
+                "ix_evershop_customer_email_prefix",
+                "email_canonical",
+                postgresql_ops={"email_canonical": "varchar_pattern_ops"},
+            ),
+            sa.Index("ix_evershop_customer_created_at", "created_at", "customer_id"),
+            sa.Index("ix_evershop_customer_full_name", "full_name", "customer_id"),
             MYSQL_TABLE_ARGS,
         )
 

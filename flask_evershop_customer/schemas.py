@@ -12,6 +12,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -287,6 +288,65 @@ def parse_credentials(body: Any) -> Credentials:
     body = _require_object(body, ("email", "password"))
     _, canonical = _email(body)
     return Credentials(email_canonical=canonical, password=_string(body, "password"))
+
+
+#: The sorts of the admin list, and the column each sorts by.
+SORTS = ("created_at", "email", "full_name", "customer_id")
+MAX_PAGE_SIZE = 100
+#: Deeper pages are refused: their OFFSET would only scan further for nothing useful.
+MAX_PAGE = 1_000_000
+
+
+@dataclass(frozen=True)
+class CustomerQuery:
+    """A validated admin list request: a page, filters and a sort."""
+
+    page: int = 1
+    limit: int = 20
+    #: A prefix of the canonical email (NFKC, case-folded), or None.
+    email_prefix: str | None = None
+    status: int | None = None
+    sort: str = "created_at"
+    descending: bool = True
+
+
+def parse_customer_query(args: Mapping[str, str]) -> CustomerQuery:
+    """Validate the query string of ``GET /customers``; unknown parameters are ignored."""
+    page = _query_int(args, "page", 1, 1, MAX_PAGE)
+    limit = _query_int(args, "limit", 20, 1, MAX_PAGE_SIZE)
+    status = None
+    if "status" in args:
+        if args["status"] not in ("0", "1"):
+            raise ValidationError("/status must be equal to one of the allowed values")
+        status = int(args["status"])
+    sort = args.get("sort", "created_at")
+    if sort not in SORTS:
+        raise ValidationError("/sort must be equal to one of the allowed values")
+    order = args.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ValidationError("/order must be equal to one of the allowed values")
+    prefix = None
+    if args.get("email"):
+        prefix = unicodedata.normalize("NFKC", args["email"]).casefold()
+        if len(prefix) > EMAIL_MAX_LENGTH:
+            raise ValidationError(f"/email must NOT have more than {EMAIL_MAX_LENGTH} characters")
+        if "\x00" in prefix:
+            raise ValidationError("/email must not contain the NUL character")
+    return CustomerQuery(page, limit, prefix, status, sort, order == "desc")
+
+
+def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise ValidationError(f"/{name} must be integer")
+    value = int(raw)
+    if value < low:
+        raise ValidationError(f"/{name} must be >= {low}")
+    if value > high:
+        raise ValidationError(f"/{name} must be <= {high}")
+    return value
 
 
 @dataclass(frozen=True)

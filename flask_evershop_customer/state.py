@@ -11,6 +11,7 @@ from .admins import AdminSessions
 from .clock import Clock
 from .config import Settings
 from .customers import Customers
+from .listing import CustomerListing
 from .own_sessions import OwnSessions
 from .passwords import PasswordHasher
 from .resets import PasswordResets
@@ -29,6 +30,7 @@ class AppState:
     customers: Customers
     sessions: Sessions
     own_sessions: OwnSessions
+    listing: CustomerListing
     resets: PasswordResets
     admin_sessions: AdminSessions
     throttle: Throttle

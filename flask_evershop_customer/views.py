@@ -39,6 +39,7 @@ from .schemas import (
     dump_json,
     own_profile_links,
     parse_credentials,
+    parse_customer_query,
     parse_if_match,
     parse_json_body,
     parse_new_customer,
@@ -104,6 +105,22 @@ def create_customer() -> Response:
         new, client_address=request.remote_addr or "", by_admin=by_admin
     )
     return _customer_response(record, links=customer_links(record.uuid))
+
+
+def list_customers() -> Response:
+    """``GET /customers``: a page of customers, for an admin."""
+    actor = authenticate(admin_only=True)
+    page = get_state().listing.page(actor, parse_customer_query(request.args))
+    return _json(
+        {
+            "data": {
+                "items": [record.public() for record in page.items],
+                "total": page.total,
+                "currentPage": page.page,
+                "limit": page.limit,
+            }
+        }
+    )
 
 
 def read_customer(customer_id: str) -> Response:
@@ -260,6 +277,7 @@ def _json_text(text: str) -> Response:
 
 ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
     ("/customers", "create_customer", create_customer, ("POST",)),
+    ("/customers", "list_customers", list_customers, ("GET",)),
     ("/customers/openapi.json", "openapi", openapi_document, ("GET",)),
     ("/customers/sessions", "create_session", create_session, ("POST",)),
     ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),

@@ -348,3 +348,18 @@ def test_a_crash_in_the_admin_login_answers_json_and_other_paths_keep_flask_s_pa
     elsewhere = client.get("/no-such-page")
     assert elsewhere.status_code == 404
     assert elsewhere.mimetype == "text/html"
+
+
+def test_a_reset_link_is_written_on_the_log(
+    admin_app: Flask, admin_client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``make run`` shows the whole reset by hand: the link appears on the log."""
+    body = {"email": "reset@example.com", "password": "a fine password", "full_name": "R"}
+    assert admin_client.post("/api/customers", json=body).status_code == 200
+    request = admin_client.post("/api/customers/reset-password", json={"email": body["email"]})
+    assert request.status_code == 200
+    [line] = [r.getMessage() for r in caplog.records if "reset link" in r.getMessage()]
+    assert line.startswith("Password reset link for reset@example.com: http://")
+    token = line.rpartition("token=")[2]
+    new = {"token": token, "password": "another fine password"}
+    assert admin_client.post("/api/customers/password", json=new).status_code == 200

@@ -28,8 +28,8 @@ def envelope(response: TestResponse, status: int) -> str:
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("get", "/api/customers", "POST, OPTIONS"),
-        ("put", "/api/customers", "POST, OPTIONS"),
+        ("put", "/api/customers", "GET, HEAD, POST, OPTIONS"),
+        ("delete", "/api/customers", "GET, HEAD, POST, OPTIONS"),
         ("put", "/api/customers/" + "a" * 32, "GET, HEAD, PATCH, DELETE, OPTIONS"),
         ("post", "/api/customers/" + "a" * 32, "GET, HEAD, PATCH, DELETE, OPTIONS"),
         ("put", "/api/customers/me", "GET, HEAD, PATCH, DELETE, OPTIONS"),

@@ -48,7 +48,7 @@ OUR_TABLES = {
     "evershop_customer_reset_token",
 }
 #: The head of the shipped branch.
-HEAD = "evershop_customer_0003"
+HEAD = "evershop_customer_0004"
 
 
 @pytest.fixture(params=selected_backends())

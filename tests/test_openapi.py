@@ -201,7 +201,7 @@ def test_every_route_is_documented_and_every_operation_routed(bare_apps: list[Fl
     customers.init_app(app)
     document = served(app)
     assert documented_operations(document) == routed_operations(app)
-    assert len(routed_operations(app)) == 15
+    assert len(routed_operations(app)) == 16
 
 
 def test_undocumented_methods_are_405_with_allow(bare_apps: list[Flask]) -> None:

@@ -1,7 +1,8 @@
-"""A Hypothesis state machine over the five endpoints.
+"""A Hypothesis state machine over the endpoints.
 
-It creates, updates (email, full name, password, status), deletes, logs in and logs out
-in random order, as an admin or with any token it holds (live or not, the customer's own
+It creates, updates (email, full name, password, status), deletes, logs in and logs out,
+reads one's own record, lists and ends one's own sessions, and resets passwords, in
+random order, as an admin or with any token it holds (live or not, the customer's own
 or someone else's; as a bearer token or in the token cookie), keeps a model of what
 should be, and after every step checks:
 
@@ -32,6 +33,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+
+from flask_evershop_customer import password_reset_requested
 
 from .conftest import OTHER_PASSWORD, PASSWORD, Api, AppFactory, clear_tables, customers, db
 
@@ -73,6 +76,7 @@ class Model:
     customers: dict[str, Customer] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     failures: Counter[str] = field(default_factory=Counter)
+    resets: Counter[str] = field(default_factory=Counter)
 
     def works(self, session: Session) -> bool:
         customer = self.customers[session.uuid]
@@ -101,6 +105,11 @@ class CustomerAPI(RuleBasedStateMachine):
         self.client = self.app.test_client(use_cookies=False)
         self.admin = Api(self.app, self.client).admin_headers()
         self.model = Model()
+        self.mailed: list[str] = []
+        password_reset_requested.connect(self._mail, sender=self.app)
+
+    def _mail(self, sender: Flask, customer: dict[str, Any], token: str) -> None:
+        self.mailed.append(token)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -306,6 +315,72 @@ class CustomerAPI(RuleBasedStateMachine):
                 self.model.end_sessions(owner)
             else:
                 self.model.sessions[ids].ended = True
+
+    def own(self, data: Any) -> tuple[dict[str, str], Session | None, int | None]:
+        """An actor for a ``/customers/me`` route, and the refusal it should get."""
+        headers, session = self.actor(data)
+        if session is None:
+            return headers, None, 403
+        return headers, session, None if self.model.works(session) else 401
+
+    @rule(data=st.data())
+    def read_me(self, data: Any) -> None:
+        headers, session, expected = self.own(data)
+        response = self.call("GET", "/customers/me", headers=headers)
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if session is not None and expected is None:
+            answered = response.get_json()["data"]
+            customer = self.model.customers[session.uuid]
+            assert (answered["uuid"], answered["email"]) == (customer.uuid, customer.email)
+
+    @rule(data=st.data())
+    def list_own_sessions(self, data: Any) -> None:
+        headers, session, expected = self.own(data)
+        response = self.call("GET", "/customers/me/sessions", headers=headers)
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if session is not None and expected is None:
+            items = response.get_json()["data"]["items"]
+            live = {
+                s.sid
+                for s in self.model.sessions.values()
+                if s.uuid == session.uuid and self.model.works(s)
+            }
+            assert {item["sid"] for item in items} == live
+            assert [item["sid"] for item in items if item["current"]] == [session.sid]
+
+    @rule(data=st.data())
+    def end_other_sessions(self, data: Any) -> None:
+        headers, session, expected = self.own(data)
+        response = self.call("DELETE", "/customers/me/sessions", headers=headers)
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if session is not None and expected is None:
+            self.model.end_sessions(session.uuid, keep=session.sid)
+
+    @rule(data=st.data(), spelling=st.sampled_from(sorted(SPELLINGS)))
+    def reset_password(self, data: Any, spelling: str) -> None:
+        """Ask for a reset of any email, and complete it with the mailed token."""
+        email = SPELLINGS[spelling](data.draw(st.sampled_from(EMAILS)))
+        canonical = email.lower()
+        self.mailed.clear()
+        response = self.call("POST", "/customers/reset-password", json={"email": email})
+        if self.model.resets[canonical] >= MAX_FAILURES:
+            assert response.status_code == 429, response.get_json()
+            return
+        self.model.resets[canonical] += 1
+        assert response.status_code == 200 and response.get_json() == {"data": {}}
+        customer = self.model.holder(canonical)
+        if customer is None or customer.status != 1:
+            assert self.mailed == []
+            return
+        [token] = self.mailed
+        new = data.draw(st.sampled_from([PASSWORD, OTHER_PASSWORD]), label="new password")
+        done = self.call("POST", "/customers/password", json={"token": token, "password": new})
+        assert done.status_code == 200, done.get_json()
+        customer.password = new
+        self.model.end_sessions(customer.uuid)
+        self.model.failures[canonical] = 0
+        again = self.call("POST", "/customers/password", json={"token": token, "password": new})
+        assert again.get_json()["error"]["message"] == "Token is invalid or expired"
 
     # -- invariants -------------------------------------------------------------------
 

@@ -180,6 +180,13 @@ def test_end_other_sessions(
     assert_count(found, 3)
 
 
+def test_admin_list(host_app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]) -> None:
+    headers = api.admin_headers()
+    # The admin session, the page, the count.
+    found = statements(host_app, lambda: client.get("/api/customers", headers=headers))
+    assert_count(found, 3)
+
+
 def test_get_own_record_by_id(
     host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
 ) -> None:

@@ -250,7 +250,8 @@ def test_every_worker_sees_logout_and_password_change(postgres_url: str, tmp_pat
         # A password change through one worker ends the other sessions on every worker;
         # the session that made the change goes on.
         changer, other = login(), login()
-        changed = server.call("PATCH", url, {"password": OTHER_PASSWORD}, token=changer["token"])
+        body = {"password": OTHER_PASSWORD, "current_password": PASSWORD}
+        changed = server.call("PATCH", url, body, token=changer["token"])
         assert changed.status == 200, changed.body
         refused = spread(server, check(other["token"]), at_least=REQUESTS // 2)
         assert Counter(r.status for r in refused) == {401: len(refused)}
