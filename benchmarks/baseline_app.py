@@ -54,6 +54,17 @@ class BareCustomer(db.Model):  # type: ignore[name-defined,misc]
         }
 
 
+class BareAdminSession(db.Model):  # type: ignore[name-defined,misc]
+    """The library's admin session table, mapped plainly."""
+
+    __tablename__ = "evershop_customer_admin_session"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(sa.String(255))
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
 class BareSession(db.Model):  # type: ignore[name-defined,misc]
     """The library's session table, mapped plainly."""
 
@@ -133,6 +144,20 @@ def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flas
     def me(sid: str) -> Response:
         """GET /customers/me's floor: the credential read, the customer answered."""
         return jsonify({"data": credential(sid).public()})
+
+    @app.get("/customers")
+    def customers() -> Response:
+        """The admin list's floor: the admin session read, the newest 20, the count."""
+        admin = db.session.get(BareAdminSession, request.args["asid"])
+        assert admin is not None
+        rows = db.session.scalars(
+            sa.select(BareCustomer)
+            .order_by(BareCustomer.created_at.desc(), BareCustomer.customer_id.desc())
+            .limit(20)
+        ).all()
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(BareCustomer))
+        items = [row.public() for row in rows]
+        return jsonify({"data": {"items": items, "total": total, "currentPage": 1, "limit": 20}})
 
     @app.patch("/customers/<sid>")
     def update(sid: str) -> Response:

@@ -31,11 +31,14 @@ def http_request(
     host: str,
     body: object | None = None,
     token: str | None = None,
+    cookie: str | None = None,
 ) -> bytes:
     """The bytes of one request; ``body`` is sent as JSON."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     if token is not None:
         lines.append(f"Authorization: Bearer {token}")
+    if cookie is not None:
+        lines.append(f"Cookie: {cookie}")
     payload = b""
     if body is not None:
         payload = json.dumps(body, separators=(",", ":")).encode()

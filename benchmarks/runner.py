@@ -50,6 +50,7 @@ DEFAULT_HASH_METHOD: str = DEFAULTS["EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD"]
 TARGETS = {
     "token_check": 0.95,
     "get_me": 0.95,
+    "admin_list": 0.85,
     "patch": 0.95,
     "logout": 0.95,
     "delete": 0.95,
@@ -60,6 +61,7 @@ SCALING_TARGET = 1.2
 BASELINES = {
     "token_check": "the credential read (session and customer, one join)",
     "get_me": "the credential read (session and customer, one join)",
+    "admin_list": "the admin session read, the page, the count",
     "patch": "the credential read, one write, the session share-locked",
     "logout": "one primary-key read, one write",
     "delete": "the credential read, the customer and session locked, two writes",
@@ -304,6 +306,13 @@ class Shop:
                 self.tokens[row.sid] = codec.issue(row.uuid, row.sid, utcnow())
         return self.tokens[row.sid]
 
+    def admin_session(self) -> tuple[str, str]:
+        """A live admin session of the example's admin: its cookie value and its id."""
+        with self.app.app_context():
+            sessions = self.app.extensions["evershop_customer"].admin_sessions
+            value = sessions.open(ADMIN_EMAIL)
+            return value, sessions.session_id(value)
+
     def seed(self, count: int, *, first: int, password_hash: str) -> list[database.Seeded]:
         from examples.app import customers, db
 
@@ -373,6 +382,10 @@ def statement_counts(shop: Shop, login_email: str) -> dict[str, int]:
         path = f"/api/customers/{first.uuid}"
         counts["token_check"], _ = count("PATCH", path, json={}, headers=bearer(first))
         counts["get_me"], _ = count("GET", "/api/customers/me", headers=bearer(first))
+        cookie, _ = shop.admin_session()
+        counts["admin_list"], _ = count(
+            "GET", "/api/customers", headers={"Cookie": f"asid={cookie}"}
+        )
         rename = {"full_name": "Renamed"}
         counts["patch"], _ = count("PATCH", path, json=rename, headers=bearer(first))
         counts["logout"], _ = count(
@@ -574,6 +587,18 @@ def run(
         return cycling(requests)
 
     compare("get_me", "GET /customers/me", reading(False), reading(True), options.seconds)
+
+    # GET /customers, the admin list's first page (the newest 20) and its total.
+    cookie, admin_sid = large.admin_session()
+    listing = client.http_request("GET", "/api/customers", host=where, cookie=f"asid={cookie}")
+    bare_listing = client.http_request("GET", f"/bare/customers?asid={admin_sid}", host=where)
+    compare(
+        "admin_list",
+        "GET /customers (first page)",
+        cycling([[listing] for _ in range(n)]),
+        cycling([[bare_listing] for _ in range(n)]),
+        options.seconds,
+    )
 
     # 3. and 4. Logout and DELETE use a row up per request: four disjoint pools, ready.
     rest = large.rows[len(patch_rows) :]

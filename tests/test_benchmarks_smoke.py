@@ -22,6 +22,7 @@ EXPECTED = [
     "token_check_1000",
     "patch",
     "get_me",
+    "admin_list",
     "logout",
     "delete",
     "login",
