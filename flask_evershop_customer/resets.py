@@ -89,6 +89,13 @@ class PasswordResets(CustomerTables):
         tokens = self._tokens
 
         def work(_attempt: int) -> Unit[None]:
+            # The customer's row, locked: of two requests at once, the later one voids
+            # the earlier one's token (it waits, then sees it).
+            self._uow.session.execute(
+                sa.select(customers.c.customer_id)
+                .where(customers.c.customer_id == customer.customer_id)
+                .with_for_update()
+            ).one_or_none()
             self._uow.session.execute(
                 sa.update(tokens)
                 .where(tokens.c.customer_id == customer.customer_id, tokens.c.used_at.is_(None))
@@ -104,7 +111,7 @@ class PasswordResets(CustomerTables):
             )
             return Unit(None)
 
-        self._uow.run(work)
+        self._uow.run(work, locking=True)
         security_event("reset_requested", customer=customer.uuid, client=client_address)
         self._uow.notify(
             signals.password_reset_requested, {"customer": customer.public(), "token": token}

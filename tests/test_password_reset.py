@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -21,6 +23,7 @@ from .conftest import (
     Api,
     AppFactory,
     Login,
+    db,
     state_of,
     table_contents,
 )
@@ -247,3 +250,60 @@ def test_purge_deletes_used_and_expired_tokens(
     assert result.exit_code == 0, result.output
     assert "1 reset tokens" in result.output
     assert len(table_contents(app)["evershop_customer_reset_token"]) == 1
+
+
+def test_two_requests_at_once_leave_one_live_token(
+    app: Flask, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    """The first request holds its new token uncommitted until the second has reached
+    the customer's row lock (or, without one, has used up the tokens it could see): the
+    second then voids the first one's token, and only the newer one works."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises writers: the second request cannot start meanwhile")
+    main = threading.current_thread()
+    started: list[threading.Thread] = []
+    answers: list[TestResponse] = []
+    reached = threading.Event()
+
+    def second() -> None:
+        other = app.test_client(use_cookies=False)
+        answers.append(ask(other, "alice@example.com"))
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        locking = "FOR UPDATE" in statement and "evershop_customer.customer_id" in statement
+        if threading.current_thread() is not main and locking:
+            reached.set()  # about to wait for the first request's lock
+
+    def after(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        text = statement.lstrip()
+        if threading.current_thread() is main and text.startswith(
+            "INSERT INTO evershop_customer_reset_token"
+        ):
+            thread = threading.Thread(target=second, daemon=True)
+            started.append(thread)
+            thread.start()
+            assert reached.wait(30)
+        elif threading.current_thread() is not main and text.startswith(
+            "UPDATE evershop_customer_reset_token"
+        ):
+            reached.set()  # without a lock: it has used up what it could see
+
+    with mailbox(app) as sent:
+        sa.event.listen(engine, "before_cursor_execute", before)
+        sa.event.listen(engine, "after_cursor_execute", after)
+        try:
+            assert ask(client, "alice@example.com").status_code == 200
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", before)
+            sa.event.remove(engine, "after_cursor_execute", after)
+        [thread] = started
+        thread.join(30)
+        assert not thread.is_alive()
+    assert [a.status_code for a in answers] == [200]
+    first, later = (mail["token"] for mail in sent)
+    live = [t for t in table_contents(app)["evershop_customer_reset_token"] if not t["used_at"]]
+    assert len(live) == 1
+    assert complete(client, first).get_json() == INVALID
+    assert complete(client, later).status_code == 200

@@ -16,7 +16,7 @@ import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
 
-from flask_evershop_customer import current_customer, customer_required
+from flask_evershop_customer import current_customer, customer_required, password_reset_requested
 
 from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, count_statements
 
@@ -178,6 +178,36 @@ def test_end_other_sessions(
     # The token check, the other live sessions locked, the UPDATE.
     found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
     assert_count(found, 3)
+
+
+def test_reset_request_for_a_customer(
+    host_app: Flask, client: FlaskClient, alice_login: Login
+) -> None:
+    body = {"email": "alice@example.com"}
+    found = statements(host_app, lambda: client.post("/api/customers/reset-password", json=body))
+    # The request recorded and counted (per email and address), the customer read, then
+    # the customer locked, older tokens used up, the new token stored.
+    assert_count(found, 6)
+
+
+def test_reset_request_for_nobody(host_app: Flask, client: FlaskClient) -> None:
+    body = {"email": "nobody@example.com"}
+    found = statements(host_app, lambda: client.post("/api/customers/reset-password", json=body))
+    # Recorded and counted alike, and the (empty) read.
+    assert_count(found, 3)
+
+
+def test_reset_completion(host_app: Flask, client: FlaskClient, alice_login: Login) -> None:
+    tokens: list[str] = []
+    with password_reset_requested.connected_to(
+        lambda sender, **payload: tokens.append(payload["token"]), sender=host_app
+    ):
+        client.post("/api/customers/reset-password", json={"email": "alice@example.com"})
+    body = {"token": tokens[0], "password": "a brand new passphrase"}
+    found = statements(host_app, lambda: client.post("/api/customers/password", json=body))
+    # The token's customer; then the token and the customer locked, the new password,
+    # every session ended, every token used up, the email's failed logins forgotten.
+    assert_count(found, 7)
 
 
 def test_admin_list(host_app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]) -> None:
