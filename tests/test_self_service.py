@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from flask_evershop_customer import customer_logged_out
 
-from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, state_of, table_contents
+from .conftest import OTHER_PASSWORD, PASSWORD, Api, Login, db, state_of, table_contents
+from .test_login_races import _in_thread
 
 ME = "/api/customers/me"
 
@@ -305,3 +308,46 @@ def test_ending_the_other_sessions_needs_a_customer_and_a_same_site_cookie(
     assert cookie_client.post("/api/customers/sessions", json=body).status_code == 200
     forged = {"Origin": "https://evil.example"}
     assert cookie_client.delete(SESSIONS, headers=forged).status_code == 403
+
+
+def test_a_login_while_the_others_are_ended_stays_live(
+    app: Any, api: Api, client: FlaskClient, alice_login: Login
+) -> None:
+    """Ending the other sessions ends those live when it locked them; a login that
+    commits meanwhile (held at that point) opens a session that stays."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises writers: the login cannot commit meanwhile")
+    older = api.login("alice@example.com")
+    main = threading.current_thread()
+    logins: list[Login] = []
+    waiting: list[threading.Thread] = []
+
+    def log_in() -> None:
+        logins.append(Api(app, app.test_client()).login("alice@example.com"))
+
+    def hold(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        locking = "FOR UPDATE" in statement and "evershop_customer_session" in statement
+        if threading.current_thread() is main and locking and not (logins or waiting):
+            if engine.dialect.name == "postgresql":
+                _in_thread(log_in)  # commits while the others are held
+            else:
+                # InnoDB's next-key lock on the customer's sessions makes the new session
+                # wait for this request: it commits after, still a session of its own.
+                waiting.append(threading.Thread(target=log_in, daemon=True))
+                waiting[0].start()
+
+    sa.event.listen(engine, "after_cursor_execute", hold)
+    try:
+        response = client.delete(SESSIONS, headers=alice_login.headers)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", hold)
+    assert response.status_code == 200
+    for thread in waiting:
+        thread.join(30)
+        assert not thread.is_alive()
+    [newer] = logins
+    assert client.get(ME, headers=older.headers).status_code == 401
+    assert client.get(ME, headers=newer.headers).status_code == 200
+    assert client.get(ME, headers=alice_login.headers).status_code == 200
