@@ -217,6 +217,19 @@ def test_admin_list(host_app: Flask, client: FlaskClient, api: Api, alice: dict[
     assert_count(found, 3)
 
 
+def test_patch_and_delete_of_me_cost_what_they_cost_by_id(
+    host_app: Flask, client: FlaskClient, alice_login: Login
+) -> None:
+    headers = alice_login.headers
+    body = {"full_name": "Alice Renamed"}
+    renamed = statements(
+        host_app, lambda: client.patch("/api/customers/me", json=body, headers=headers)
+    )
+    assert_count(renamed, 3)  # as test_authenticated_patch
+    deleted = statements(host_app, lambda: client.delete("/api/customers/me", headers=headers))
+    assert_count(deleted, 5)  # as test_delete
+
+
 def test_get_own_record_by_id(
     host_app: Flask, client: FlaskClient, alice: dict[str, Any], alice_login: Login
 ) -> None:
