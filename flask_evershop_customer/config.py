@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +68,11 @@ class Settings:
 def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
     """Validate the ``EVERSHOP_CUSTOMER_*`` keys of ``config`` (defaults already set).
 
-    Raises :class:`ConfigurationError` naming the first bad key.
+    Raises :class:`ConfigurationError` naming the first bad key, also for a key of this
+    prefix that the extension does not know (a misspelling would otherwise be ignored).
+    Read once: changing ``app.config`` afterwards changes nothing.
     """
+    _refuse_unknown_keys(config)
     prefix = _string(config, "EVERSHOP_CUSTOMER_URL_PREFIX", allow_empty=True)
     if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
         raise ConfigurationError(
@@ -93,8 +98,8 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         jwt_key=_derive(secret, b"jwt"),
         admin_key=_derive(secret, b"admin-cookie"),
         fingerprint_key=_derive(secret, b"fingerprint"),
-        token_cookie_name=_string(config, "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME"),
-        admin_cookie_name=_string(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME"),
+        token_cookie_name=_cookie_name(config, "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME"),
+        admin_cookie_name=_cookie_name(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME"),
         admin_cookie_lifetime=_int(config, "EVERSHOP_CUSTOMER_ADMIN_COOKIE_LIFETIME", 60),
         reset_token_lifetime=_int(config, "EVERSHOP_CUSTOMER_RESET_TOKEN_LIFETIME", 60),
         cookie_secure=secure,
@@ -105,6 +110,28 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         registrations_per_ip=_int(config, "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP", 0),
         reauth_for_email_change=_bool(config, "EVERSHOP_CUSTOMER_REAUTH_FOR_EMAIL_CHANGE"),
     )
+
+
+KEY_PREFIX = "EVERSHOP_CUSTOMER_"
+#: A cookie name is an RFC 6265 token: no spaces, separators or control characters.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _refuse_unknown_keys(config: Mapping[str, Any]) -> None:
+    for key in config:
+        if isinstance(key, str) and key.startswith(KEY_PREFIX) and key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigurationError(f"{key} is not a setting of flask-evershop-customer{hint}")
+
+
+def _cookie_name(config: Mapping[str, Any], key: str) -> str:
+    name = _string(config, key)
+    if not _COOKIE_NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"{key} must be a cookie name (letters, digits and !#$%&'*+-.^_`|~), got {name!r}"
+        )
+    return name
 
 
 def _bool(config: Mapping[str, Any], key: str) -> bool:

@@ -131,3 +131,40 @@ def test_secure_cookies_by_default_outside_debug_and_testing() -> None:
     assert state_of(start_app(TESTING=True)).settings.cookie_secure is False
     forced = start_app(TESTING=True, EVERSHOP_CUSTOMER_COOKIE_SECURE=True)
     assert state_of(forced).settings.cookie_secure is True
+
+
+def test_a_misspelt_key_of_our_prefix_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        start_app(EVERSHOP_CUSTOMER_ALLOW_REGISTRATON=False)
+    assert str(refused.value) == (
+        "EVERSHOP_CUSTOMER_ALLOW_REGISTRATON is not a setting of flask-evershop-customer;"
+        " did you mean EVERSHOP_CUSTOMER_ALLOW_REGISTRATION?"
+    )
+    with pytest.raises(ConfigurationError, match="EVERSHOP_CUSTOMER_NOTHING_LIKE_IT is not"):
+        start_app(EVERSHOP_CUSTOMER_NOTHING_LIKE_IT=1)
+
+
+@pytest.mark.parametrize("name", ["my token", "tok;en", "tök", "", "a=b", "x\r\n"])
+@pytest.mark.parametrize(
+    "key", ["EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME", "EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME"]
+)
+def test_a_cookie_name_that_is_not_a_token_is_refused(key: str, name: str) -> None:
+    with pytest.raises(ConfigurationError, match=key):
+        start_app(**{key: name})
+
+
+def test_host_prefixed_cookie_names_are_accepted() -> None:
+    app = start_app(
+        EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME="__Host-token",
+        EVERSHOP_CUSTOMER_ADMIN_COOKIE_NAME="__Host-asid",
+    )
+    assert state_of(app).settings.token_cookie_name == "__Host-token"
+
+
+def test_settings_are_read_once_at_set_up() -> None:
+    """Changing ``app.config`` after ``init_app`` changes nothing (as the README says)."""
+    app = start_app(TESTING=True)
+    app.config["EVERSHOP_CUSTOMER_ALLOW_REGISTRATION"] = False
+    app.config["EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH"] = 30
+    settings = state_of(app).settings
+    assert settings.allow_registration is True and settings.password_min_length == 8
