@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import click
-from flask.cli import with_appcontext
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy.exc import DBAPIError
+
+from .errors import UPGRADE_HINT, SchemaMissing, is_missing_schema
 from .schemas import canonical_email
 from .state import get_state
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def add_commands(group: click.Group) -> None:
@@ -14,11 +24,53 @@ def add_commands(group: click.Group) -> None:
     group.add_command(admin_cookie)
     group.add_command(purge_sessions)
     group.add_command(unlock)
+    group.add_command(check_schema)
+
+
+def _needs_schema(command: F) -> F:
+    """One line instead of a traceback when the extension's tables are missing."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (SchemaMissing, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not is_missing_schema(exc):
+                raise
+            raise click.ClickException(
+                f"the database lacks flask-evershop-customer's tables or columns: {UPGRADE_HINT}"
+            ) from None
+
+    return run  # type: ignore[return-value]
+
+
+@click.command("check-schema")
+@with_appcontext
+def check_schema() -> None:
+    """Report whether the database has every table, column and index of the extension
+    (exit status 1 when something is missing)."""
+    tables: list[sa.Table] = [model.__table__ for model in get_state().models]
+    missing: list[str] = []
+    with current_app.extensions["sqlalchemy"].engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        present = set(inspector.get_table_names())
+        for table in tables:
+            if table.name not in present:
+                missing.append(f"table {table.name}")
+                continue
+            columns = {column["name"] for column in inspector.get_columns(table.name)}
+            missing += [f"column {table.name}.{c.name}" for c in table.c if c.name not in columns]
+            indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+            missing += [f"index {i.name}" for i in table.indexes if i.name not in indexes]
+    if missing:
+        raise click.ClickException(f"missing: {', '.join(missing)}; {UPGRADE_HINT}")
+    click.echo("The flask-evershop-customer schema is current.")
 
 
 @click.command("admin-cookie")
 @with_appcontext
 @click.argument("admin_id")
+@_needs_schema
 def admin_cookie(admin_id: str) -> None:
     """Open an admin session for ADMIN_ID and print its cookie value (for curl:
     -b "asid=..."). Refused when the admin loader rejects ADMIN_ID."""
@@ -31,6 +83,7 @@ def admin_cookie(admin_id: str) -> None:
 @click.command("purge-sessions")
 @with_appcontext
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@_needs_schema
 def purge_sessions(batch_size: int) -> None:
     """Delete expired and revoked sessions (customers' and admins'), used and expired
     password reset tokens, in batches, and throttling records older than the window."""
@@ -48,6 +101,7 @@ def purge_sessions(batch_size: int) -> None:
 @click.command("unlock")
 @with_appcontext
 @click.argument("email")
+@_needs_schema
 def unlock(email: str) -> None:
     """Clear the failed-login lockout of EMAIL."""
     canonical = canonical_email(email)

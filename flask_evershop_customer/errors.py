@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from flask import Response
 from werkzeug import exceptions as werkzeug_exceptions
@@ -157,6 +158,35 @@ class ServiceUnavailable(APIError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class SchemaMissing(ServiceUnavailable):
+    """503: the extension's tables or columns are missing (its migrations were not run).
+    ``detail`` is the driver's first line, for the log."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+#: What the operator must do when the tables are missing or out of date.
+UPGRADE_HINT = "run `flask db upgrade heads` (or check with `flask customers check-schema`)"
+#: PostgreSQL's undefined table and column; MySQL's unknown table and column.
+_MISSING_SQLSTATES = frozenset({"42P01", "42703"})
+_MISSING_MYSQL_ERRORS = frozenset({1146, 1054})
+
+
+def is_missing_schema(exc: Exception) -> bool:
+    """Whether a database error says a table or column does not exist: the extension's
+    migrations have not been run (or not all of them)."""
+    orig: Any = getattr(exc, "orig", exc)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _MISSING_SQLSTATES:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in _MISSING_MYSQL_ERRORS:
+        return True
+    return str(orig).startswith(("no such table", "no such column"))
 
 
 def error_response(error: APIError) -> Response:

@@ -102,6 +102,7 @@ class EverShopCustomer:
         )
         app.extensions[EXTENSION_KEY] = AppState(
             settings=settings,
+            models=self.models,
             customers=Customers(
                 uow=uow,
                 models=self.models,

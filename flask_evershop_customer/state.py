@@ -12,6 +12,7 @@ from .clock import Clock
 from .config import Settings
 from .customers import Customers
 from .listing import CustomerListing
+from .models import Models
 from .own_sessions import OwnSessions
 from .passwords import PasswordHasher
 from .resets import PasswordResets
@@ -27,6 +28,8 @@ class AppState:
     """The validated settings and the collaborators built from them for one app."""
 
     settings: Settings
+    #: The mapped classes on the app's ``db``.
+    models: Models
     customers: Customers
     sessions: Sessions
     own_sessions: OwnSessions

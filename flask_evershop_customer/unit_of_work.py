@@ -24,7 +24,9 @@ from .errors import (
     Conflict,
     DatabaseError,
     PreconditionFailed,
+    SchemaMissing,
     ServiceUnavailable,
+    is_missing_schema,
 )
 
 T = TypeVar("T")
@@ -119,13 +121,14 @@ class UnitOfWork:
                 if retry_stale and attempt < ATTEMPTS:
                     continue
                 raise PreconditionFailed() from None
-            except OperationalError as exc:
-                session.rollback()
-                if is_transient(exc) and attempt < ATTEMPTS:
-                    continue
-                raise ServiceUnavailable() from None
             except DBAPIError as exc:
                 session.rollback()
+                if is_missing_schema(exc):
+                    raise SchemaMissing(str(DatabaseError.from_driver(exc))) from None
+                if isinstance(exc, OperationalError):
+                    if is_transient(exc) and attempt < ATTEMPTS:
+                        continue
+                    raise ServiceUnavailable() from None
                 raise DatabaseError.from_driver(exc) from None
             except BaseException:
                 session.rollback()

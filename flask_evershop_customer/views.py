@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BaseConverter, RequestRedirect
@@ -24,13 +24,16 @@ from .auth import (
 )
 from .config import DEFAULTS
 from .errors import (
+    UPGRADE_HINT,
     APIError,
     NotFound,
     PayloadTooLarge,
+    SchemaMissing,
     ServiceUnavailable,
     Unauthorized,
     error_response,
     from_http_exception,
+    is_missing_schema,
 )
 from .openapi import document_text
 from .schemas import (
@@ -359,7 +362,8 @@ def create_blueprint(set_up: Callable[[BlueprintSetupState], None]) -> Blueprint
     blueprint.after_request(finish_response)
     blueprint.register_error_handler(APIError, error_response)
     blueprint.register_error_handler(HTTPException, _http_error)
-    blueprint.register_error_handler(OperationalError, _database_unavailable)
+    blueprint.register_error_handler(DBAPIError, _database_error)
+    blueprint.register_error_handler(SchemaMissing, _schema_missing)
     return blueprint
 
 
@@ -369,6 +373,27 @@ def _http_error(exc: HTTPException) -> Response:
     if isinstance(exc, InternalServerError):
         return error_response(APIError())
     return error_response(from_http_exception(exc))
+
+
+def _database_error(exc: DBAPIError) -> Response:
+    """Tables or columns missing (the migrations were not run): 503, and a log line that
+    says what to do. The database down, busy or locked: 503. Anything else is a bug:
+    Flask's 500."""
+    if is_missing_schema(exc):
+        detail = f"{type(exc.orig).__name__}: {str(exc.orig).partition(chr(10))[0]}"
+        return _schema_missing(SchemaMissing(detail))
+    if isinstance(exc, OperationalError):
+        return _database_unavailable(exc)
+    raise exc
+
+
+def _schema_missing(exc: SchemaMissing) -> Response:
+    current_app.logger.error(
+        "flask-evershop-customer's tables are missing or out of date (%s): %s",
+        exc.detail,
+        UPGRADE_HINT,
+    )
+    return error_response(exc)
 
 
 def _database_unavailable(exc: OperationalError) -> Response:
