@@ -122,10 +122,10 @@ def _ensure_generated_settings(app: Flask) -> None:
     ]
     if not missing:
         return
-    stored = _load_or_create(stored_path)
+    stored, created = _load_or_create(stored_path)
     for key in missing:
         app.config[key] = stored[key]
-    if "EXAMPLE_ADMIN_PASSWORD" in missing:
+    if created and "EXAMPLE_ADMIN_PASSWORD" in missing:  # once, not on every CLI call
         print(
             f" * Example admin: {app.config['EXAMPLE_ADMIN_EMAIL']} /"
             f" {app.config['EXAMPLE_ADMIN_PASSWORD']} (generated, kept in {stored_path})",
@@ -134,9 +134,11 @@ def _ensure_generated_settings(app: Flask) -> None:
         )
 
 
-def _load_or_create(path: Path) -> dict[str, str]:
+def _load_or_create(path: Path) -> tuple[dict[str, str], bool]:
     """Read the generated settings, creating them once even with several workers: the
-    file appears complete or not at all (a hard link cannot overwrite)."""
+    file appears complete or not at all (a hard link cannot overwrite). Also says
+    whether this call created them."""
+    created = False
     if not path.exists():
         generated = {
             "SECRET_KEY": secrets.token_hex(32),
@@ -148,11 +150,12 @@ def _load_or_create(path: Path) -> dict[str, str]:
         os.chmod(draft, 0o600)
         try:
             os.link(draft, path)
+            created = True
         except FileExistsError:
             pass
         finally:
             draft.unlink()
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads(path.read_text(encoding="utf-8")), created
 
 
 def _configure_sqlite(app: Flask) -> None:

@@ -53,6 +53,8 @@ def test_defaults_sqlite_in_the_instance_folder_and_generated_admin(
     again = create_app(FAST)
     assert again.config["SECRET_KEY"] == app.config["SECRET_KEY"]
     assert again.config["EXAMPLE_ADMIN_PASSWORD"] == password
+    # Printed the first time only, not on every app creation (each CLI call makes one).
+    assert password not in capsys.readouterr().err
 
 
 def test_the_schema_is_brought_up_to_date_and_the_api_works(instance: Path) -> None:
