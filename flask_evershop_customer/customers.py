@@ -340,8 +340,7 @@ class Customers(CustomerTables):
             .where(
                 sessions.c.sid == actor.sid,
                 sessions.c.customer_id == customer_id,
-                sessions.c.revoked_at.is_(None),
-                sessions.c.expires_at > self._clock(),
+                self._live(self._clock()),
                 customers.c.status == CustomerStatus.ACTIVE,
             )
             .with_for_update(read=True)

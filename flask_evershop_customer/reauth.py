@@ -62,12 +62,7 @@ class Reauthentication:
             customer=customer.uuid,
             sid=actor.sid,
         )
-        customers = self._customers
-        stored: str | None = self._uow.session.scalar(
-            sa.select(customers.c.password_hash).where(
-                customers.c.customer_id == customer.customer_id
-            )
-        )
+        stored = self._stored_hash(customer)
         self._uow.end_read()  # no transaction is open while the password is hashed
         if not self._hasher.verify(stored, current_password) or stored is None:
             security_event("reauth_failed", customer=customer.uuid, sid=actor.sid)
@@ -78,13 +73,7 @@ class Reauthentication:
     def still_current(self, actor: Actor, customer: CustomerRecord, verified_hash: str) -> None:
         """Inside the writing transaction, with the customer's row locked: the verified
         password must still be the customer's."""
-        customers = self._customers
-        stored = self._uow.session.scalar(
-            sa.select(customers.c.password_hash).where(
-                customers.c.customer_id == customer.customer_id
-            )
-        )
-        if stored != verified_hash:
+        if self._stored_hash(customer) != verified_hash:
             security_event(
                 "reauth_failed",
                 customer=customer.uuid,
@@ -92,3 +81,12 @@ class Reauthentication:
                 reason="password changed meanwhile",
             )
             raise ValidationError(CURRENT_PASSWORD_INCORRECT)
+
+    def _stored_hash(self, customer: CustomerRecord) -> str | None:
+        customers = self._customers
+        stored: str | None = self._uow.session.scalar(
+            sa.select(customers.c.password_hash).where(
+                customers.c.customer_id == customer.customer_id
+            )
+        )
+        return stored
