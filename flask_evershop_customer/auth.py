@@ -5,15 +5,16 @@ uses on its own routes (``admin_required``, ``customer_required``, ``current_cus
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.local import LocalProxy
 
-from .actors import Actor
+from .actors import Actor, Identity
 from .errors import APIError, Forbidden, Unauthorized, error_response
 from .logs import security_event
 from .state import AppState, get_state
@@ -75,14 +76,33 @@ def presented_token() -> tuple[str, bool] | None:
 
 
 def _customer_actor(state: AppState) -> tuple[Actor, bool] | None:
-    """The customer behind the bearer token or, without one, the token cookie."""
-    from_cookie = False
-    try:
+    """The customer behind the bearer token or, without one, the token cookie. A token
+    the settings trust on its own (:meth:`Sessions.trusts`) costs no query: its session
+    is checked only if the request needs the customer's record."""
+    with _refusals_noted(from_cookie=False):
         presented = presented_token()
-        if presented is None:
-            return None
-        token, from_cookie = presented
-        customer, sid = state.sessions.authenticate(token)
+    if presented is None:
+        return None
+    token, from_cookie = presented
+    sessions = state.sessions
+    with _refusals_noted(from_cookie):
+        claims = sessions.verify(token)
+        if not sessions.trusts(claims):
+            return Actor.of_customer(sessions.check(claims), claims.sid), from_cookie
+
+    def load() -> CustomerRecord:
+        with _refusals_noted(from_cookie):
+            return sessions.check(claims)
+
+    identity = Identity(claims.customer_uuid, claims.sid)
+    return Actor(identity=identity, load=load), from_cookie
+
+
+@contextlib.contextmanager
+def _refusals_noted(from_cookie: bool) -> Iterator[None]:
+    """Log a refused customer credential; a refused cookie is cleared by the 401."""
+    try:
+        yield
     except Unauthorized as error:
         if from_cookie:
             setattr(g, _BAD_COOKIE_KEY, True)
@@ -93,7 +113,6 @@ def _customer_actor(state: AppState) -> tuple[Actor, bool] | None:
             reason=error.message,
         )
         raise
-    return Actor(customer=customer, sid=sid), from_cookie
 
 
 def _denied(
@@ -102,7 +121,7 @@ def _denied(
     """Log an authorization failure with who asked: customer uuid, hashed sid, admin."""
     security_event(
         event,
-        customer=actor.customer.uuid if actor is not None and actor.customer else None,
+        customer=actor.customer_uuid if actor is not None else None,
         sid=actor.sid if actor is not None else None,
         admin=actor.admin_id if actor is not None else None,
         path=request.path,
@@ -155,6 +174,14 @@ def _identify(state: AppState, *, prefer_customer: bool, quiet: bool) -> Actor:
         _denied("cross_site_refused", actor, origin=_origin_hint())
         raise Forbidden("Cross-site requests with cookie credentials are not allowed")
     return actor
+
+
+def refuse_cross_site() -> None:
+    """:class:`Forbidden` when ``Origin`` (or ``Sec-Fetch-Site``) shows another site,
+    whatever the credentials: for routes that set or end a browser's session."""
+    if _cross_site():
+        _denied("cross_site_refused", None, origin=_origin_hint())
+        raise Forbidden("Cross-site requests are not allowed here")
 
 
 def _cross_site() -> bool:
@@ -237,7 +264,7 @@ def _guard(admin_only: bool) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 actor = authenticate(admin_only=admin_only)
-                if not admin_only and actor.customer is None:
+                if not admin_only and not actor.is_customer:
                     _denied("forbidden", actor, reason="customer only")
                     raise Forbidden("Customer credentials are required")
             except APIError as error:
@@ -279,6 +306,19 @@ def get_current_customer() -> CustomerRecord | None:
     """
     try:
         return authenticate(quiet=True).customer
+    except APIError:
+        return None
+
+
+def get_current_identity() -> Identity | None:
+    """Whose customer token the current request carries (uuid and session id), or None.
+
+    With ``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False`` and an access token,
+    this reads nothing from the database; otherwise the session is checked as for
+    :func:`get_current_customer`. An admin cookie is not a customer: None.
+    """
+    try:
+        return authenticate(quiet=True).identity
     except APIError:
         return None
 

@@ -85,16 +85,20 @@ def admin_cookie(admin_id: str) -> None:
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 @_needs_schema
 def purge_sessions(batch_size: int) -> None:
-    """Delete expired and revoked sessions (customers' and admins'), used and expired
-    password reset tokens, in batches, and throttling records older than the window."""
+    """Delete expired and revoked sessions (customers' and admins'), the refresh tokens
+    of ended sessions and expired ones (spent ones of live sessions stay: they detect a
+    replay), used and expired password reset tokens, in batches, and throttling records
+    older than the window."""
     state = get_state()
+    refresh_tokens = state.refresh_tokens.purge(batch_size)
     sessions = state.sessions.purge(batch_size)
     admin_sessions = state.admin_sessions.purge(batch_size)
     reset_tokens = state.resets.purge(batch_size)
     attempts = state.throttle.purge()
     click.echo(
-        f"Deleted {sessions} expired or revoked sessions, {admin_sessions} admin sessions,"
-        f" {reset_tokens} reset tokens and {attempts} old throttling records."
+        f"Deleted {sessions} expired or revoked sessions, {refresh_tokens} refresh tokens,"
+        f" {admin_sessions} admin sessions, {reset_tokens} reset tokens and {attempts} old"
+        " throttling records."
     )
 
 

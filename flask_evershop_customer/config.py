@@ -33,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW": 900,
     "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP": 20,
     "EVERSHOP_CUSTOMER_REAUTH_FOR_EMAIL_CHANGE": True,
+    "EVERSHOP_CUSTOMER_ACCESS_TOKEN_LIFETIME": 1800,
+    "EVERSHOP_CUSTOMER_REFRESH_TOKEN_LIFETIME": 108000,
+    "EVERSHOP_CUSTOMER_REFRESH_TOKEN_ROTATION": True,
+    "EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST": True,
+    "EVERSHOP_CUSTOMER_STOREFRONT_ROUTES": False,
 }
 
 MIN_SECRET_BYTES = 32
@@ -63,6 +68,16 @@ class Settings:
     #: Whether a customer's own email change needs ``current_password`` (a password
     #: change always does).
     reauth_for_email_change: bool
+    #: Lifetime of the access tokens of ``POST /customer/tokens`` and of refreshes.
+    access_token_lifetime: int
+    #: Lifetime of a token session (``POST /customer/tokens``) and its refresh tokens.
+    refresh_token_lifetime: int
+    #: Whether every refresh spends its refresh token and answers a new one.
+    refresh_token_rotation: bool
+    #: False: a short-lived access token is trusted on its signature alone (no query).
+    check_session_each_request: bool
+    #: Whether ``POST /customer/login`` and ``GET|POST /customer/logout`` are served.
+    storefront_routes: bool
 
 
 def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
@@ -87,6 +102,13 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
             f"EVERSHOP_CUSTOMER_COOKIE_SECURE must be True, False or None, got {secure!r}"
         )
     secret = _secret(config)
+    access_lifetime = _int(config, "EVERSHOP_CUSTOMER_ACCESS_TOKEN_LIFETIME", 60)
+    refresh_lifetime = _int(config, "EVERSHOP_CUSTOMER_REFRESH_TOKEN_LIFETIME", 60)
+    if access_lifetime > refresh_lifetime:
+        raise ConfigurationError(
+            "EVERSHOP_CUSTOMER_ACCESS_TOKEN_LIFETIME must not exceed"
+            f" EVERSHOP_CUSTOMER_REFRESH_TOKEN_LIFETIME, got {access_lifetime} > {refresh_lifetime}"
+        )
     return Settings(
         url_prefix=prefix,
         allow_registration=_bool(config, "EVERSHOP_CUSTOMER_ALLOW_REGISTRATION"),
@@ -109,6 +131,11 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         login_failure_window=_int(config, "EVERSHOP_CUSTOMER_LOGIN_FAILURE_WINDOW", 1),
         registrations_per_ip=_int(config, "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP", 0),
         reauth_for_email_change=_bool(config, "EVERSHOP_CUSTOMER_REAUTH_FOR_EMAIL_CHANGE"),
+        access_token_lifetime=access_lifetime,
+        refresh_token_lifetime=refresh_lifetime,
+        refresh_token_rotation=_bool(config, "EVERSHOP_CUSTOMER_REFRESH_TOKEN_ROTATION"),
+        check_session_each_request=_bool(config, "EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST"),
+        storefront_routes=_bool(config, "EVERSHOP_CUSTOMER_STOREFRONT_ROUTES"),
     )
 
 

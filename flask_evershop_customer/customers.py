@@ -278,7 +278,7 @@ class Customers(CustomerTables):
         customer = self.get(actor, customer_uuid)
 
         def work(attempt_number: int) -> Unit[CustomerRecord]:
-            if actor.customer is not None:
+            if actor.is_customer:
                 # The session rows go first: lock the account, then check the session.
                 base = self._locked(customer.customer_id)
                 self._check_session(actor, base.customer_id)
@@ -293,9 +293,7 @@ class Customers(CustomerTables):
             self._write_version(base, sa.delete(self._customers))
             return Unit(base, [(signals.customer_deleted, {"customer": base.public()})])
 
-        return self._uow.run(
-            work, retry_stale=expected_version is None, locking=actor.customer is not None
-        )
+        return self._uow.run(work, retry_stale=expected_version is None, locking=actor.is_customer)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -313,7 +311,7 @@ class Customers(CustomerTables):
     def _forbidden(actor: Actor, customer: CustomerRecord, reason: str | None = None) -> None:
         security_event(
             "forbidden",
-            customer=actor.customer.uuid if actor.customer is not None else None,
+            customer=actor.customer_uuid,
             sid=actor.sid,
             target=customer.uuid,
             reason=reason,
@@ -331,7 +329,7 @@ class Customers(CustomerTables):
         disable) can no longer write: :class:`Unauthorized`. The read locks the session
         row, so the logout that would end it waits for this write (or this write sees
         it ended)."""
-        if actor.customer is None:
+        if not actor.is_customer:
             return
         sessions, customers = self._sessions, self._customers
         live = self._uow.session.execute(

@@ -23,13 +23,14 @@ from .models import Models, build_models
 from .own_sessions import OwnSessions
 from .passwords import PasswordHasher
 from .reauth import Reauthentication
+from .refresh_tokens import RefreshTokens
 from .resets import PasswordResets
 from .sessions import Sessions
 from .state import EXTENSION_KEY, AppState, get_state
 from .throttle import Throttle
 from .tokens import AdminCookieSigner, TokenCodec
 from .unit_of_work import UnitOfWork
-from .views import create_blueprint
+from .views import create_blueprint, create_storefront_blueprint
 
 AdminLoader = Callable[[str], bool]
 
@@ -49,6 +50,9 @@ class EverShopCustomer:
         #: Register it with ``app.register_blueprint`` (``url_prefix=`` moves it) or let
         #: :meth:`init_app` do so: either way sets the extension up on that app.
         self.blueprint = create_blueprint(self._set_up)
+        #: EverShop's storefront session routes, registered by the set-up when
+        #: ``EVERSHOP_CUSTOMER_STOREFRONT_ROUTES`` is on.
+        self.storefront_blueprint = create_storefront_blueprint()
         add_commands(self.blueprint.cli)
         if app is not None:
             self.init_app(app)
@@ -94,6 +98,9 @@ class EverShopCustomer:
         )
         hasher = PasswordHasher(settings.password_hash_method)
         tokens = TokenCodec(settings.jwt_key, settings.token_lifetime)
+        refresh_tokens = RefreshTokens(
+            uow=uow, models=self.models, settings=settings, tokens=tokens, clock=clock
+        )
         admin_sessions = AdminSessions(
             uow=uow,
             model=self.models.AdminSession,
@@ -124,9 +131,11 @@ class EverShopCustomer:
                 settings=settings,
                 hasher=hasher,
                 tokens=tokens,
+                refresh_tokens=refresh_tokens,
                 throttle=throttle,
                 clock=clock,
             ),
+            refresh_tokens=refresh_tokens,
             own_sessions=OwnSessions(uow=uow, models=self.models, clock=clock),
             listing=CustomerListing(uow=uow, models=self.models),
             resets=PasswordResets(
@@ -144,6 +153,8 @@ class EverShopCustomer:
             clock=clock,
             accepts_admin=self.accepts_admin,
         )
+        if settings.storefront_routes:
+            app.register_blueprint(self.storefront_blueprint)
 
     # -- admins -----------------------------------------------------------------------
 
@@ -207,6 +218,11 @@ class EverShopCustomer:
         """The current app's session rules (log in, log out, the token check), for use
         outside requests."""
         return get_state().sessions
+
+    @property
+    def refresh_tokens(self) -> RefreshTokens:
+        """The current app's refresh token rules (refresh with rotation, purge)."""
+        return get_state().refresh_tokens
 
     @property
     def listing(self) -> CustomerListing:

@@ -22,6 +22,7 @@ SESSION_TABLE = "evershop_customer_session"
 LOGIN_FAILURE_TABLE = "evershop_customer_login_failure"
 ADMIN_SESSION_TABLE = "evershop_customer_admin_session"
 RESET_TOKEN_TABLE = "evershop_customer_reset_token"
+REFRESH_TOKEN_TABLE = "evershop_customer_refresh_token"
 
 EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 255
@@ -196,6 +197,38 @@ class ResetTokenColumns(_Mapped):
         return f"<ResetToken of customer {self.customer_id}>"
 
 
+class RefreshTokenColumns(_Mapped):
+    """A refresh token of a token session: only its SHA-256 digest is stored. Usable
+    while unspent and its session live; a spent one is kept while the session lives, to
+    recognise a replay."""
+
+    digest: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    sid: Mapped[str] = mapped_column(
+        sa.String(36),
+        sa.ForeignKey(
+            f"{SESSION_TABLE}.sid",
+            ondelete="CASCADE",
+            name="fk_evershop_customer_refresh_token_sid",
+        ),
+        nullable=False,
+    )
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    #: The session's own expiry: rotation never extends a session.
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    spent_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            sa.Index("ix_evershop_customer_refresh_token_sid", "sid"),
+            sa.Index("ix_evershop_customer_refresh_token_expires_at", "expires_at"),
+            MYSQL_TABLE_ARGS,
+        )
+
+    def __repr__(self) -> str:
+        return f"<RefreshToken of session {self.sid}>"
+
+
 class Models(NamedTuple):
     """The mapped classes of one ``db``."""
 
@@ -204,6 +237,7 @@ class Models(NamedTuple):
     LoginFailure: type[LoginFailureColumns]
     AdminSession: type[AdminSessionColumns]
     ResetToken: type[ResetTokenColumns]
+    RefreshToken: type[RefreshTokenColumns]
 
 
 _built: weakref.WeakKeyDictionary[SQLAlchemy, Models] = weakref.WeakKeyDictionary()
@@ -234,6 +268,11 @@ def build_models(db: SQLAlchemy) -> Models:
                 "CustomerResetToken",
                 (ResetTokenColumns, base),
                 {"__tablename__": RESET_TOKEN_TABLE},
+            ),
+            RefreshToken=type(
+                "CustomerRefreshToken",
+                (RefreshTokenColumns, base),
+                {"__tablename__": REFRESH_TOKEN_TABLE},
             ),
         )
     return _built[db]

@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of the endpoints, as one app serves them.
 
 ``openapi.json`` beside this module describes the default configuration. An app serves it
-adapted to its own settings: its URL prefix, cookie names, password minimum, and whether
-registration is open.
+adapted to its own settings: its URL prefix, cookie names, password minimum, whether
+registration is open, and whether the storefront routes are served.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 from .config import Settings
 
 DOCUMENT_FILE = "openapi.json"
+#: Marks the path items of the storefront routes (served at the root, when enabled).
+STOREFRONT_MARK = "x-storefront-route"
 
 
 @functools.cache
@@ -39,6 +41,9 @@ def build_document(settings: Settings) -> dict[str, Any]:
     schemes["adminCookie"]["name"] = settings.admin_cookie_name
     password = document["components"]["schemas"]["Password"]
     password["x-min-length-after-nfkc"] = settings.password_min_length
+    if not settings.storefront_routes:
+        for path in [p for p, item in document["paths"].items() if item.get(STOREFRONT_MARK)]:
+            del document["paths"][path]
     if not settings.allow_registration:
         create = document["paths"]["/customers"]["post"]
         create["security"] = [{"adminCookie": []}]

@@ -9,8 +9,6 @@ receiver, which mails the link. Only the token's SHA-256 digest is stored.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -25,16 +23,10 @@ from .models import CustomerStatus, Models
 from .passwords import PasswordHasher, check_policy
 from .schemas import CustomerRecord, NewPassword
 from .throttle import Attempt, Throttle
+from .tokens import new_opaque_token, opaque_digest
 from .unit_of_work import Unit, UnitOfWork
 
-#: Random bytes in a reset token (URL-safe base64 in the link).
-TOKEN_BYTES = 32
 INVALID_TOKEN = "Token is invalid or expired"
-
-
-def token_digest(token: str) -> str:
-    """What is stored of a reset token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class PasswordResets(CustomerTables):
@@ -84,7 +76,7 @@ class PasswordResets(CustomerTables):
             security_event("reset_requested", customer=None, client=client_address)
             return
         customer = CustomerRecord(*row)
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = new_opaque_token()
         now = self._clock()
         tokens = self._tokens
 
@@ -103,7 +95,7 @@ class PasswordResets(CustomerTables):
             )
             self._uow.session.execute(
                 sa.insert(tokens).values(
-                    digest=token_digest(token),
+                    digest=opaque_digest(token),
                     customer_id=customer.customer_id,
                     created_at=now,
                     expires_at=now + timedelta(seconds=settings.reset_token_lifetime),
@@ -131,7 +123,7 @@ class PasswordResets(CustomerTables):
         )
         self._uow.end_read()  # nothing is held while the password is hashed
         password_hash = self._hasher.hash(new.password)
-        digest = token_digest(new.token)
+        digest = opaque_digest(new.token)
         customers, sessions, tokens = self._customers, self._sessions, self._tokens
 
         def work(_attempt: int) -> Unit[CustomerRecord]:
@@ -197,7 +189,7 @@ class PasswordResets(CustomerTables):
             sa.select(*self._record_columns)
             .join_from(tokens, customers, customers.c.customer_id == tokens.c.customer_id)
             .where(
-                tokens.c.digest == token_digest(token),
+                tokens.c.digest == opaque_digest(token),
                 tokens.c.used_at.is_(None),
                 tokens.c.expires_at > self._clock(),
                 customers.c.status == CustomerStatus.ACTIVE,

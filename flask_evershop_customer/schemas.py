@@ -363,6 +363,19 @@ def parse_reset_request(body: Any) -> str:
     return _email(body)[1]
 
 
+def parse_refresh_request(body: Any) -> str:
+    """Validate ``{"refreshToken"}`` (EverShop's messages); the token as sent. Whether it
+    is one is for the rules to say (401), not the parser."""
+    if not isinstance(body, dict):
+        raise ValidationError("Request data must be object")
+    token = body.get("refreshToken")
+    if token is None or token == "":
+        raise ValidationError("Refresh token is required")
+    if not isinstance(token, str):
+        raise ValidationError("Refresh token must be a string")
+    return token
+
+
 def parse_new_password(body: Any) -> NewPassword:
     """Validate ``{"token", "password"}`` of a reset completion (the policy is applied by
     the rules, which know the customer)."""

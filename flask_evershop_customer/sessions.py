@@ -26,9 +26,10 @@ from .errors import Conflict, Forbidden, InvalidCredentials, NotFound, Unauthori
 from .logs import security_event
 from .models import CustomerStatus, Models
 from .passwords import PasswordHasher
+from .refresh_tokens import RefreshTokens
 from .schemas import Credentials, CustomerRecord, is_sid, is_uuid
 from .throttle import Throttle
-from .tokens import TokenCodec
+from .tokens import Claims, TokenCodec
 from .unit_of_work import Unit, UnitOfWork
 
 #: Longest ``User-Agent`` a session keeps; a longer one is cut.
@@ -37,11 +38,13 @@ USER_AGENT_MAX_LENGTH = 255
 
 @dataclass(frozen=True)
 class LoginResult:
-    """A new session: its id, its signed token, and whose it is."""
+    """A new session: its id, its signed token, and whose it is; for a token session
+    (``headless``), also its refresh token."""
 
     token: str
     sid: str
     customer: CustomerRecord
+    refresh_token: str | None = None
 
 
 class _ChangedDuringLogin(Exception):
@@ -59,6 +62,7 @@ class Sessions(CustomerTables):
         settings: Settings,
         hasher: PasswordHasher,
         tokens: TokenCodec,
+        refresh_tokens: RefreshTokens,
         throttle: Throttle,
         clock: Callable[[], datetime],
     ) -> None:
@@ -67,6 +71,7 @@ class Sessions(CustomerTables):
         self._settings = settings
         self._hasher = hasher
         self._tokens = tokens
+        self._refresh_tokens = refresh_tokens
         self._throttle = throttle
         self._clock = clock
 
@@ -102,9 +107,31 @@ class Sessions(CustomerTables):
         :class:`Unauthorized` unless the token verifies and its session is live, belongs
         to the token's customer, and that customer is active.
         """
+        claims = self.verify(token)
+        return self.check(claims), claims.sid
+
+    def verify(self, token: str) -> Claims:
+        """The claims of a token whose signature and claims verify (no query);
+        :class:`Unauthorized` otherwise."""
         claims = self._tokens.verify(token)
         if not is_sid(claims.sid):
             raise Unauthorized("Invalid token")
+        return claims
+
+    def trusts(self, claims: Claims) -> bool:
+        """Whether verified ``claims`` are enough without reading the session: only with
+        ``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False``, and only for a token
+        that lives no longer than an access token (a login's two-day token is always
+        checked)."""
+        settings = self._settings
+        return (
+            not settings.check_session_each_request
+            and claims.lifetime <= settings.access_token_lifetime
+        )
+
+    def check(self, claims: Claims) -> CustomerRecord:
+        """The customer of verified ``claims``, in one indexed query; :class:`Unauthorized`
+        unless their session is live, theirs, and they are active."""
         row = self._uow.session.execute(self._session_lookup, {"sid": claims.sid}).one_or_none()
         if row is None:
             raise Unauthorized("Session has ended")
@@ -117,14 +144,23 @@ class Sessions(CustomerTables):
             or customer.status != CustomerStatus.ACTIVE
         ):
             raise Unauthorized("Session has ended")
-        return customer, claims.sid
+        return customer
 
     def login(
-        self, credentials: Credentials, client_address: str, *, user_agent: str | None = None
+        self,
+        credentials: Credentials,
+        client_address: str,
+        *,
+        user_agent: str | None = None,
+        headless: bool = False,
     ) -> LoginResult:
         """Check the password (exactly one hash check, whatever happens) and open a
         session. :class:`InvalidCredentials` for an unknown email, a wrong password or
         a disabled customer alike; :class:`TooManyRequests` while throttled.
+
+        ``headless`` opens a token session (``POST /customer/tokens``): it lives the
+        refresh token lifetime, its token is a short-lived access token, and the result
+        carries its first refresh token.
 
         The attempt is recorded (and committed) before the password is checked, so
         concurrent attempts cannot slip past the limit; a success forgets it again. No
@@ -182,7 +218,7 @@ class Sessions(CustomerTables):
                 customer.email_canonical,
             ):
                 raise _ChangedDuringLogin()
-            opened = self._open(customer, now, user_agent)
+            opened = self._open(customer, now, user_agent, headless=headless)
             if rehash is not None:
                 # Only over the hash that was verified: never over a newer password.
                 self._uow.session.execute(
@@ -224,21 +260,37 @@ class Sessions(CustomerTables):
         return result
 
     def _open(
-        self, customer: CustomerRecord, now: datetime, user_agent: str | None = None
+        self,
+        customer: CustomerRecord,
+        now: datetime,
+        user_agent: str | None = None,
+        *,
+        headless: bool = False,
     ) -> Unit[LoginResult]:
-        """Inside a unit of work: write a new session of ``customer``; its token, and the
-        signal to send."""
+        """Inside a unit of work: write a new session of ``customer`` (a token session
+        with its refresh token if ``headless``); its token, and the signal to send."""
         sid = str(uuid_module.uuid4())
+        lifetime = self._settings.refresh_token_lifetime if headless else self._tokens.lifetime
+        expires_at = now + timedelta(seconds=lifetime)
         self._uow.session.execute(
             sa.insert(self._sessions).values(
                 sid=sid,
                 customer_id=customer.customer_id,
                 created_at=now,
-                expires_at=now + timedelta(seconds=self._tokens.lifetime),
+                expires_at=expires_at,
                 user_agent=user_agent[:USER_AGENT_MAX_LENGTH] if user_agent else None,
             )
         )
-        result = LoginResult(self._tokens.issue(customer.uuid, sid, now), sid, customer)
+        if headless:
+            refresh = self._refresh_tokens
+            result = LoginResult(
+                refresh.access_token(customer.uuid, sid, now, expires_at),
+                sid,
+                customer,
+                refresh.issue(sid, expires_at, now),
+            )
+        else:
+            result = LoginResult(self._tokens.issue(customer.uuid, sid, now), sid, customer)
         event = {"customer": customer.public(), "sid": sid}
         return Unit(result, [(signals.customer_logged_in, event)])
 
@@ -303,7 +355,7 @@ class Sessions(CustomerTables):
             if any(owner != own_id for owner in [*owners.values(), *customer_ids]):
                 security_event(
                     "logout_forbidden",
-                    customer=actor.customer.uuid if actor.customer else None,
+                    customer=actor.customer_uuid,
                     sid=actor.sid,
                 )
                 raise Forbidden("You can only end your own sessions")

@@ -15,6 +15,7 @@ from .listing import CustomerListing
 from .models import Models
 from .own_sessions import OwnSessions
 from .passwords import PasswordHasher
+from .refresh_tokens import RefreshTokens
 from .resets import PasswordResets
 from .sessions import Sessions
 from .throttle import Throttle
@@ -32,6 +33,7 @@ class AppState:
     models: Models
     customers: Customers
     sessions: Sessions
+    refresh_tokens: RefreshTokens
     own_sessions: OwnSessions
     listing: CustomerListing
     resets: PasswordResets

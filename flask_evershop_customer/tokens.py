@@ -1,8 +1,11 @@
-"""Signing: the customer JWT (PyJWT, HS256 only) and the admin cookie (itsdangerous)."""
+"""Signing: the customer JWT (PyJWT, HS256 only) and the admin cookie (itsdangerous);
+and the opaque tokens (refresh and reset tokens), of which only a digest is stored."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +27,19 @@ ADMIN_SALT = "flask-evershop-customer.admin-cookie"
 #: Verified tokens each app remembers. A client sends its token with every request; a
 #: repeat then costs a dictionary lookup instead of the HMAC and the JSON parse.
 REMEMBERED_TOKENS = 4096
+#: Random bytes in an opaque token: 43 characters of URL-safe base64.
+OPAQUE_TOKEN_BYTES = 32
+
+
+def new_opaque_token() -> str:
+    """A new random, URL-safe opaque token (a refresh or a reset token)."""
+    return secrets.token_urlsafe(OPAQUE_TOKEN_BYTES)
+
+
+def opaque_digest(token: str) -> str:
+    """What is stored of an opaque token: its SHA-256, in hex. The token is random, so a
+    plain digest is as good as a keyed one and lets a lookup use the primary key."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,13 @@ class Claims:
     sid: str
     #: The ``exp`` claim, in seconds since the epoch.
     expires: int
+    #: The ``iat`` claim, in seconds since the epoch.
+    issued: int
+
+    @property
+    def lifetime(self) -> int:
+        """Seconds from issue to expiry: what the token was issued for."""
+        return self.expires - self.issued
 
 
 class TokenCodec:
@@ -47,14 +70,17 @@ class TokenCodec:
         # their expiry is judged again on every use.
         self._verified = functools.lru_cache(maxsize=REMEMBERED_TOKENS)(self._decode)
 
-    def issue(self, customer_uuid: str, sid: str, now: datetime) -> str:
-        """A signed token for session ``sid`` of ``customer_uuid``, issued at ``now`` (UTC)."""
+    def issue(
+        self, customer_uuid: str, sid: str, now: datetime, lifetime: int | None = None
+    ) -> str:
+        """A signed token for session ``sid`` of ``customer_uuid``, issued at ``now`` (UTC),
+        valid for ``lifetime`` seconds (the login token's lifetime by default)."""
         issued = int(now.replace(tzinfo=timezone.utc).timestamp())
         payload = {
             "sub": customer_uuid,
             "sid": sid,
             "iat": issued,
-            "exp": issued + self.lifetime,
+            "exp": issued + (self.lifetime if lifetime is None else lifetime),
             "iss": ISSUER,
             "aud": AUDIENCE,
         }
@@ -88,7 +114,9 @@ class TokenCodec:
         sub, sid = payload["sub"], payload["sid"]
         if not isinstance(sub, str) or not isinstance(sid, str):
             raise Unauthorized("Invalid token")
-        return Claims(customer_uuid=sub, sid=sid, expires=int(payload["exp"]))
+        return Claims(
+            customer_uuid=sub, sid=sid, expires=int(payload["exp"]), issued=int(payload["iat"])
+        )
 
 
 class AdminCookieSigner:

@@ -20,12 +20,14 @@ from .auth import (
     cookie_claims,
     finish_response,
     presented_token,
+    refuse_cross_site,
     set_credential_cookie,
 )
 from .config import DEFAULTS
 from .errors import (
     UPGRADE_HINT,
     APIError,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     SchemaMissing,
@@ -47,6 +49,7 @@ from .schemas import (
     parse_json_body,
     parse_new_customer,
     parse_new_password,
+    parse_refresh_request,
     parse_reset_request,
     parse_session_ids,
     session_item,
@@ -56,8 +59,10 @@ from .state import get_state
 if TYPE_CHECKING:
     from .actors import Actor
     from .schemas import CustomerRecord
+    from .sessions import LoginResult
 
 BLUEPRINT_NAME = "evershop_customer"
+STOREFRONT_BLUEPRINT_NAME = "evershop_customer_storefront"
 
 
 def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
@@ -202,16 +207,69 @@ def _delete(actor: Actor, customer_id: str) -> Response:
 
 def create_session() -> Response:
     """``POST /customers/sessions``: log in; the token comes in the body and a cookie."""
-    state = get_state()
-    credentials = parse_credentials(_body())
-    result = state.sessions.login(
-        credentials, request.remote_addr or "", user_agent=request.headers.get("User-Agent")
-    )
+    result = _login()
     response = _json({"data": {"token": result.token, "sid": result.sid}})
-    set_credential_cookie(
-        response, state.settings.token_cookie_name, result.token, state.tokens.lifetime
-    )
+    _set_token_cookie(response, result.token)
     return response
+
+
+def issue_tokens() -> Response:
+    """``POST /customer/tokens``: a login for headless clients, answering an access token
+    and a refresh token (no cookie)."""
+    result = _login(headless=True)
+    return _json({"data": {"accessToken": result.token, "refreshToken": result.refresh_token}})
+
+
+def refresh_tokens() -> Response:
+    """``POST /customer/token/refresh``: a new access token and, with rotation, the next
+    refresh token."""
+    refreshed = get_state().refresh_tokens.refresh(parse_refresh_request(_body()))
+    data = {"accessToken": refreshed.access_token}
+    if refreshed.refresh_token is not None:
+        data["refreshToken"] = refreshed.refresh_token
+    return _json({"data": data})
+
+
+def storefront_login() -> Response:
+    """``POST /customer/login`` (a storefront route, outside the prefix): log in with the
+    token cookie, answering ``{"data": {"sid"}}``. Refused from another site: a page
+    elsewhere must not log a browser into an account of its choosing."""
+    refuse_cross_site()
+    result = _login()
+    response = _json({"data": {"sid": result.sid}})
+    _set_token_cookie(response, result.token)
+    return response
+
+
+def storefront_logout() -> Response:
+    """``GET`` or ``POST /customer/logout`` (a storefront route): end the session of the
+    request's token, if it is live, and clear the cookie; ``{"data": {}}`` either way.
+    Refused from another site, whatever the method."""
+    refuse_cross_site()
+    try:
+        actor = authenticate(customer_only=True, quiet=True)
+        if actor.sid is not None:
+            get_state().sessions.logout([actor.sid], actor)
+    except (Unauthorized, Forbidden):
+        pass  # no live customer session (or only an admin's): nothing to end
+    response = _json({"data": {}})
+    clear_token_cookie(response)
+    return response
+
+
+def _login(*, headless: bool = False) -> LoginResult:
+    credentials = parse_credentials(_body())
+    return get_state().sessions.login(
+        credentials,
+        request.remote_addr or "",
+        user_agent=request.headers.get("User-Agent"),
+        headless=headless,
+    )
+
+
+def _set_token_cookie(response: Response, token: str) -> None:
+    state = get_state()
+    set_credential_cookie(response, state.settings.token_cookie_name, token, state.tokens.lifetime)
 
 
 def request_password_reset() -> Response:
@@ -278,7 +336,9 @@ def _json_text(text: str) -> Response:
     return response
 
 
-ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
+Routes = list[tuple[str, str, Callable[..., Response], tuple[str, ...]]]
+
+ROUTES: Routes = [
     ("/customers", "create_customer", create_customer, ("POST",)),
     ("/customers", "list_customers", list_customers, ("GET",)),
     ("/customers/openapi.json", "openapi", openapi_document, ("GET",)),
@@ -291,6 +351,8 @@ ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
     ("/customers/me", "delete_own_account", delete_own_account, ("DELETE",)),
     ("/customers/me/sessions", "list_own_sessions", list_own_sessions, ("GET",)),
     ("/customers/me/sessions", "end_other_sessions", end_other_sessions, ("DELETE",)),
+    ("/customer/tokens", "issue_tokens", issue_tokens, ("POST",)),
+    ("/customer/token/refresh", "refresh_tokens", refresh_tokens, ("POST",)),
     ("/customers/<evershop_customer_id:customer_id>", "read_customer", read_customer, ("GET",)),
     (
         "/customers/<evershop_customer_id:customer_id>",
@@ -304,6 +366,13 @@ ROUTES: list[tuple[str, str, Callable[..., Response], tuple[str, ...]]] = [
         delete_customer,
         ("DELETE",),
     ),
+]
+
+
+#: EverShop's storefront session routes, outside the prefix (``STOREFRONT_ROUTES``).
+STOREFRONT_ROUTES: Routes = [
+    ("/customer/login", "storefront_login", storefront_login, ("POST",)),
+    ("/customer/logout", "storefront_logout", storefront_logout, ("GET", "POST")),
 ]
 
 
@@ -323,7 +392,8 @@ _SLASHES = re.compile(r"/{2,}")
 
 
 def _routing_error() -> Response | None:
-    """A path under ``{prefix}/customers`` that matches no route (404) or not with this
+    """A path under ``{prefix}/customers`` or ``{prefix}/customer`` that matches no route
+    (404) or not with this
     method (405) gets the envelope, and so does one with doubled slashes (never the
     redirect Werkzeug would build from the ``Host`` header). Routing errors happen before
     any blueprint is chosen, so this runs for every request of the app, and leaves every
@@ -334,9 +404,12 @@ def _routing_error() -> Response | None:
         (werkzeug_exceptions.NotFound, werkzeug_exceptions.MethodNotAllowed, RequestRedirect),
     ):
         return None
-    base = get_state().settings.url_prefix + "/customers"
+    prefix = get_state().settings.url_prefix
     path = _SLASHES.sub("/", request.path)
-    if path != base and not path.startswith(base + "/"):
+    if not any(
+        path == base or path.startswith(base + "/")
+        for base in (prefix + "/customers", prefix + "/customer")
+    ):
         return None
     if isinstance(error, RequestRedirect) or path != request.path:
         return error_response(NotFound())
@@ -359,12 +432,29 @@ def create_blueprint(set_up: Callable[[BlueprintSetupState], None]) -> Blueprint
         # merge_slashes: a doubled slash is a 404 here, not a redirect.
         blueprint.add_url_rule(path, endpoint, view, methods=list(methods), merge_slashes=False)
     blueprint.before_app_request(_routing_error)
+    _answer_in_envelopes(blueprint)
+    return blueprint
+
+
+def create_storefront_blueprint() -> Blueprint:
+    """EverShop's storefront session routes (``POST /customer/login``, ``GET|POST
+    /customer/logout``) at the app's root, registered by the extension when
+    ``EVERSHOP_CUSTOMER_STOREFRONT_ROUTES`` is on."""
+    blueprint = Blueprint(STOREFRONT_BLUEPRINT_NAME, __name__)
+    for path, endpoint, view, methods in STOREFRONT_ROUTES:
+        blueprint.add_url_rule(path, endpoint, view, methods=list(methods))
+    _answer_in_envelopes(blueprint)
+    return blueprint
+
+
+def _answer_in_envelopes(blueprint: Blueprint) -> None:
+    """EverShop's error envelope for every failure of the blueprint's routes, and
+    ``no-store`` on every answer."""
     blueprint.after_request(finish_response)
     blueprint.register_error_handler(APIError, error_response)
     blueprint.register_error_handler(HTTPException, _http_error)
     blueprint.register_error_handler(DBAPIError, _database_error)
     blueprint.register_error_handler(SchemaMissing, _schema_missing)
-    return blueprint
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.test import TestResponse
 
 from flask_evershop_customer import EverShopCustomer
 from flask_evershop_customer.state import AppState, get_state
@@ -279,12 +280,25 @@ class Login:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+@dataclass
+class TokenPair:
+    """What ``POST /customer/tokens`` answered."""
+
+    access: str
+    refresh: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+
 class Api:
     """Shortcuts for the five endpoints, in the spirit of the Flask tutorial's ``auth``."""
 
-    def __init__(self, app: Flask, client: FlaskClient) -> None:
+    def __init__(self, app: Flask, client: FlaskClient, *, prefix: str = "/api") -> None:
         self.app = app
         self.client = client
+        self.prefix = prefix
         self._count = 0
 
     def register(
@@ -298,7 +312,7 @@ class Api:
             self._count += 1
             email = f"customer{self._count}@example.com"
         response = self.client.post(
-            "/api/customers",
+            f"{self.prefix}/customers",
             json={"email": email, "password": password, "full_name": full_name, **extra},
         )
         assert response.status_code == 200, response.get_json()
@@ -306,11 +320,26 @@ class Api:
 
     def login(self, email: str, password: str = PASSWORD) -> Login:
         response = self.client.post(
-            "/api/customers/sessions", json={"email": email, "password": password}
+            f"{self.prefix}/customers/sessions", json={"email": email, "password": password}
         )
         assert response.status_code == 200, response.get_json()
         data = response.get_json()["data"]
         return Login(data["token"], data["sid"])
+
+    def tokens(self, email: str, password: str = PASSWORD) -> TokenPair:
+        """A headless client's login: an access token and a refresh token."""
+        response = self.client.post(
+            f"{self.prefix}/customer/tokens", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.get_json()
+        data = response.get_json()["data"]
+        return TokenPair(data["accessToken"], data["refreshToken"])
+
+    def refresh(self, refresh_token: object) -> TestResponse:
+        """``POST /customer/token/refresh`` with ``refresh_token``, as sent."""
+        return self.client.post(
+            f"{self.prefix}/customer/token/refresh", json={"refreshToken": refresh_token}
+        )
 
     def admin_headers(self, admin_id: str = "admin") -> dict[str, str]:
         with self.app.app_context():

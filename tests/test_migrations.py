@@ -46,9 +46,10 @@ OUR_TABLES = {
     "evershop_customer_login_failure",
     "evershop_customer_admin_session",
     "evershop_customer_reset_token",
+    "evershop_customer_refresh_token",
 }
 #: The head of the shipped branch.
-HEAD = "evershop_customer_0004"
+HEAD = "evershop_customer_0005"
 
 
 @pytest.fixture(params=selected_backends())

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.routing import Rule
 
 import flask_evershop_customer
-from flask_evershop_customer.views import ROUTES
+from flask_evershop_customer.views import ROUTES, STOREFRONT_ROUTES
 
 from .conftest import (
     OTHER_PASSWORD,
@@ -102,7 +102,12 @@ def test_it_is_served_under_the_default_prefix(bare_apps: list[Flask]) -> None:
     # Apart from what the app's settings change, it is the packaged document.
     document["info"]["version"] = packaged()["info"]["version"]
     document["servers"][0]["url"] = "/api"
-    assert document == packaged()
+    expected = packaged()
+    # The storefront routes are off by default: their paths are left out.
+    storefront = ["/customer/login", "/customer/logout"]
+    assert all(expected["paths"][path]["x-storefront-route"] for path in storefront)
+    expected["paths"] = {p: item for p, item in expected["paths"].items() if p not in storefront}
+    assert document == expected
 
 
 @pytest.mark.parametrize(
@@ -179,18 +184,24 @@ def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def routed_operations(app: Flask) -> set[tuple[str, str]]:
-    """The (method, path) pairs the extension's views serve."""
+    """The (method, path) pairs the extension's views serve (the storefront routes at
+    the root, the others under the prefix)."""
     endpoints = {f"evershop_customer.{endpoint}" for _, endpoint, _, _ in ROUTES}
+    storefront = {f"evershop_customer_storefront.{e}" for _, e, _, _ in STOREFRONT_ROUTES}
     prefix = state_of(app).settings.url_prefix
     found = set()
     rule: Rule
     for rule in app.url_map.iter_rules():
+        if rule.endpoint not in endpoints | storefront:
+            continue
+        path = rule.rule
         if rule.endpoint in endpoints:
-            assert rule.rule.startswith(prefix + "/customers")
-            methods = set(rule.methods or ()) - {"OPTIONS"}
-            if "GET" in methods:
-                methods.discard("HEAD")  # Flask adds HEAD to every GET
-            found |= {(method, template(rule.rule[len(prefix) :])) for method in methods}
+            assert path.startswith((prefix + "/customers", prefix + "/customer/"))
+            path = path[len(prefix) :]
+        methods = set(rule.methods or ()) - {"OPTIONS"}
+        if "GET" in methods:
+            methods.discard("HEAD")  # Flask adds HEAD to every GET
+        found |= {(method, template(path)) for method in methods}
     return found
 
 
@@ -201,7 +212,21 @@ def test_every_route_is_documented_and_every_operation_routed(bare_apps: list[Fl
     customers.init_app(app)
     document = served(app)
     assert documented_operations(document) == routed_operations(app)
-    assert len(routed_operations(app)) == 16
+    assert len(routed_operations(app)) == 18
+
+
+def test_the_storefront_routes_are_documented_when_served(bare_apps: list[Flask]) -> None:
+    from .conftest import customers
+
+    app = bare_app(bare_apps, EVERSHOP_CUSTOMER_STOREFRONT_ROUTES=True)
+    customers.init_app(app)
+    document = served(app)
+    assert_valid_openapi_31(document)
+    assert documented_operations(document) == routed_operations(app)
+    assert {("POST", "/customer/login"), ("GET", "/customer/logout")} <= routed_operations(app)
+    assert len(routed_operations(app)) == 21
+    # They sit at the root whatever the prefix: their path items say so.
+    assert document["paths"]["/customer/login"]["servers"][0]["url"] == "/"
 
 
 def test_undocumented_methods_are_405_with_allow(bare_apps: list[Flask]) -> None:

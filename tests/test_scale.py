@@ -266,7 +266,10 @@ def test_purge_sessions_deletes_ended_sessions_in_batches_and_keeps_live_ones(
             args=["customers", "purge-sessions", "--batch-size", "4"]
         )
     assert result.exit_code == 0, result.output
-    assert "Deleted 10 expired or revoked sessions, 0 admin sessions" in result.output
+    assert (
+        "Deleted 10 expired or revoked sessions, 0 refresh tokens, 0 admin sessions"
+        in result.output
+    )
     deletes = [
         s
         for s in counter.statements
@@ -284,4 +287,6 @@ def test_purge_sessions_deletes_ended_sessions_in_batches_and_keeps_live_ones(
         assert response.status_code == 200
 
     again = app.test_cli_runner().invoke(args=["customers", "purge-sessions"])
-    assert "Deleted 3 expired or revoked sessions, 0 admin sessions" in again.output
+    assert (
+        "Deleted 3 expired or revoked sessions, 0 refresh tokens, 0 admin sessions" in again.output
+    )

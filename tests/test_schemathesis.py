@@ -104,16 +104,26 @@ BOUNDED = settings(
     phases=[Phase.explicit, Phase.generate, Phase.shrink],
     suppress_health_check=list(HealthCheck),
 )
-OPERATIONS = [
-    f"{method.upper()} {path}"
-    for path, item in packaged_document()["paths"].items()
-    for method in item
-    if method in ("get", "post", "patch", "delete") and not path.endswith("openapi.json")
-]
 
 
-def load(app: Flask) -> BaseSchema:
-    return schemathesis.openapi.from_wsgi(DOCUMENT, app)
+def operations(*, storefront: bool) -> list[str]:
+    """The documented operations but the document's own: the storefront routes (served
+    at the root, when enabled) or the others."""
+    return [
+        f"{method.upper()} {path}"
+        for path, item in packaged_document()["paths"].items()
+        for method in item
+        if method in ("get", "post", "patch", "delete")
+        and not path.endswith("openapi.json")
+        and bool(item.get("x-storefront-route")) == storefront
+    ]
+
+
+OPERATIONS = operations(storefront=False)
+
+
+def load(app: Flask, document: str = DOCUMENT) -> BaseSchema:
+    return schemathesis.openapi.from_wsgi(document, app)
 
 
 def admin_cookie(api: Api) -> str:
@@ -160,7 +170,10 @@ def exercise(schema: BaseSchema, label: str) -> None:
         set_on_generated_case(case, context, None)
         case.call_and_validate(checks=CHECKS)
 
-    for mode in GENERATION_MODES:
+    # A request with no parameters and no body has nothing negative fuzzing could make
+    # invalid (Hypothesis would find no input at all).
+    mutable = operation.body or list(operation.iter_parameters())
+    for mode in GENERATION_MODES if mutable else (GenerationMode.POSITIVE,):
 
         @BOUNDED
         @given(case=operation.as_strategy(generation_mode=mode))
@@ -214,6 +227,21 @@ def test_registration_closed(app_factory: AppFactory) -> None:
     api = Api(app, app.test_client(use_cookies=False))
     schema = with_credentials(load(app), cookie=admin_cookie(api), paths=("/customers",))
     exercise(schema, "POST /customers")
+
+
+@pytest.mark.parametrize("label", operations(storefront=True))
+def test_the_storefront_routes(app_factory: AppFactory, label: str) -> None:
+    """With an empty prefix the document's server is the root, where the storefront
+    routes are: schemathesis then calls them where they are served."""
+    app = app_factory(EVERSHOP_CUSTOMER_URL_PREFIX="", EVERSHOP_CUSTOMER_STOREFRONT_ROUTES=True)
+    api = Api(app, app.test_client(use_cookies=False), prefix="")
+    api.register("existing@example.com")
+    schema = with_credentials(
+        load(app, "/customers/openapi.json"),
+        token=api.login("existing@example.com").token,
+        paths=("/customer/logout",),
+    )
+    exercise(schema, label)
 
 
 def run_links(app: Flask, schema: BaseSchema, *, examples: int, steps: int) -> None:
