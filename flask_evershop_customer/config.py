@@ -53,6 +53,8 @@ class Settings:
     password_min_length: int
     token_lifetime: int
     jwt_key: bytes
+    #: Keys the digests of refresh tokens.
+    refresh_key: bytes
     admin_key: bytes
     fingerprint_key: bytes
     token_cookie_name: str
@@ -118,6 +120,7 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         ),
         token_lifetime=_int(config, "EVERSHOP_CUSTOMER_TOKEN_LIFETIME", 60),
         jwt_key=_derive(secret, b"jwt"),
+        refresh_key=_derive(secret, b"refresh-token"),
         admin_key=_derive(secret, b"admin-cookie"),
         fingerprint_key=_derive(secret, b"fingerprint"),
         token_cookie_name=_cookie_name(config, "EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME"),

@@ -1,10 +1,11 @@
 """Refresh tokens of headless clients: issued with a token session, rotated on every use,
 and a replayed (spent) one ends its session. No request objects.
 
-A refresh token is opaque (random) and stored only as a digest, bound to its session: it
-works while unspent and while the session is live and its customer active. Each refresh
-spends it and issues the next one (RFC 9700, §4.14.2); presenting a spent one again means
-two parties hold the token, so the whole session ends. Two refreshes racing with one
+A refresh token is opaque (random) and stored only as a digest keyed with the app's
+secret, bound to its session: it works while unspent and while the session is live and
+its customer active. Each refresh spends it and issues the next one (RFC 9700, §4.14.2);
+presenting a spent one again means two parties hold the token, so the whole session
+ends. Two refreshes racing with one
 token: the one whose conditional UPDATE spends it wins; the other lost a race (401,
 nothing ended) if it had read the token unspent, and is a replay if it read it spent.
 """
@@ -88,7 +89,7 @@ class RefreshTokens(CustomerTables):
         token = new_opaque_token()
         self._uow.session.execute(
             sa.insert(self._table).values(
-                digest=opaque_digest(token), sid=sid, created_at=now, expires_at=expires_at
+                digest=self._digest(token), sid=sid, created_at=now, expires_at=expires_at
             )
         )
         return token
@@ -107,7 +108,7 @@ class RefreshTokens(CustomerTables):
         of an ended session or of a disabled customer."""
         if not _TOKEN_FORM.fullmatch(presented):
             self._refused(_Refused("malformed"))
-        digest = opaque_digest(presented)
+        digest = self._digest(presented)
         now = self._clock()
         rotation = self._settings.refresh_token_rotation
         read_unspent = False
@@ -170,6 +171,9 @@ class RefreshTokens(CustomerTables):
         )
         dead = sa.or_(table.c.expires_at <= now, ~live_session)
         return self._uow.delete_in_batches(table.c.digest, dead, batch_size)
+
+    def _digest(self, token: str) -> str:
+        return opaque_digest(token, self._settings.refresh_key)
 
     @functools.cached_property
     def _lookup(self) -> sa.Select[Any]:

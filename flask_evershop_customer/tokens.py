@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -36,10 +37,14 @@ def new_opaque_token() -> str:
     return secrets.token_urlsafe(OPAQUE_TOKEN_BYTES)
 
 
-def opaque_digest(token: str) -> str:
-    """What is stored of an opaque token: its SHA-256, in hex. The token is random, so a
-    plain digest is as good as a keyed one and lets a lookup use the primary key."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+def opaque_digest(token: str, key: bytes | None = None) -> str:
+    """What is stored of an opaque token, in hex: its SHA-256 or, with ``key``, its
+    HMAC-SHA256 (so that an app with another secret finds no match on a shared
+    database). The token is random, so either way a lookup by digest is safe."""
+    data = token.encode("utf-8", "surrogatepass")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,11 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.test import TestResponse
 
 from flask_evershop_customer import EverShopCustomer
+from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.state import AppState, get_state
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
@@ -245,6 +247,25 @@ def app_factory(database: Database) -> Iterator[AppFactory]:
 @pytest.fixture
 def app(app_factory: AppFactory) -> Flask:
     return app_factory()
+
+
+@pytest.fixture
+def hash_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many password checks and hashes the extension makes."""
+    calls = {"check": 0, "hash": 0}
+    real_check, real_hash = check_password_hash, generate_password_hash
+
+    def check(*args: Any, **kwargs: Any) -> bool:
+        calls["check"] += 1
+        return real_check(*args, **kwargs)
+
+    def generate(*args: Any, **kwargs: Any) -> str:
+        calls["hash"] += 1
+        return real_hash(*args, **kwargs)
+
+    monkeypatch.setattr(passwords_module, "check_password_hash", check)
+    monkeypatch.setattr(passwords_module, "generate_password_hash", generate)
+    return calls
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.security import check_password_hash, generate_password_hash
-
-from flask_evershop_customer import passwords as passwords_module
 
 from .conftest import (
     OTHER_PASSWORD,
@@ -31,25 +28,6 @@ REQUIRED = {
 INCORRECT = {"error": {"status": 400, "message": "Current password is incorrect"}}
 NEW_PASSWORD = {"password": OTHER_PASSWORD}
 NEW_EMAIL = {"email": "alice@new.example"}
-
-
-@pytest.fixture
-def hash_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """How many password checks and hashes the extension makes."""
-    calls = {"check": 0, "hash": 0}
-    real_check, real_hash = check_password_hash, generate_password_hash
-
-    def check(*args: Any, **kwargs: Any) -> bool:
-        calls["check"] += 1
-        return real_check(*args, **kwargs)
-
-    def generate(*args: Any, **kwargs: Any) -> str:
-        calls["hash"] += 1
-        return real_hash(*args, **kwargs)
-
-    monkeypatch.setattr(passwords_module, "check_password_hash", check)
-    monkeypatch.setattr(passwords_module, "generate_password_hash", generate)
-    return calls
 
 
 def customers_table(app: Flask) -> list[dict[str, Any]]:
