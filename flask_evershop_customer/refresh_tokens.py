@@ -7,7 +7,10 @@ its customer active. Each refresh spends it and issues the next one (RFC 9700, Â
 presenting a spent one again means two parties hold the token, so the whole session
 ends. Two refreshes racing with one
 token: the one whose conditional UPDATE spends it wins; the other lost a race (401,
-nothing ended) if it had read the token unspent, and is a replay if it read it spent.
+nothing ended) if it had read the token unspent, and is a replay if it read it spent. The
+same UPDATE spends a token only while its session is live as committed at that moment
+(MySQL reads the session with a shared lock there), so a refresh never answers tokens of a
+session that a logout, a password change or a delete had already ended.
 """
 
 from __future__ import annotations
@@ -133,9 +136,15 @@ class RefreshTokens(CustomerTables):
             read_unspent = True
             refresh_token = None
             if rotation:
+                # Spent only while unspent and its session live, as committed now: a
+                # concurrent refresh, logout or delete that got there first wins.
                 spent = self._uow.session.execute(
                     sa.update(table)
-                    .where(table.c.digest == digest, table.c.spent_at.is_(None))
+                    .where(
+                        table.c.digest == digest,
+                        table.c.spent_at.is_(None),
+                        self._session_live(now),
+                    )
                     .values(spent_at=now)
                 )
                 if getattr(spent, "rowcount", 0) != 1:
@@ -161,16 +170,20 @@ class RefreshTokens(CustomerTables):
         """Delete refresh tokens that can never work again: expired, or of a session that
         ended or is gone. Spent tokens of live sessions stay: they recognise a replay.
         ``batch_size`` rows per transaction; returns how many."""
-        table, sessions = self._table, self._sessions
+        table = self._table
         now = self._clock()
-        live_session = (
+        dead = sa.or_(table.c.expires_at <= now, ~self._session_live(now))
+        return self._uow.delete_in_batches(table.c.digest, dead, batch_size)
+
+    def _session_live(self, now: datetime) -> sa.ColumnElement[bool]:
+        """The refresh token's session exists and is live at ``now``."""
+        table, sessions = self._table, self._sessions
+        return (
             sa.select(sessions.c.sid)
             .where(sessions.c.sid == table.c.sid, self._live(now))
             .correlate(table)
             .exists()
         )
-        dead = sa.or_(table.c.expires_at <= now, ~live_session)
-        return self._uow.delete_in_batches(table.c.digest, dead, batch_size)
 
     def _digest(self, token: str) -> str:
         return opaque_digest(token, self._settings.refresh_key)

@@ -1,0 +1,258 @@
+"""Races around a refresh, each held at a chosen statement by an event, never by sleeping:
+two refreshes with one token (the loser read it unspent: a lost race, nothing ends; or it
+read it spent: a replay, the session ends), and a refresh overtaken by a logout or a
+delete of its customer. On every database, MariaDB's snapshot isolation included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from .conftest import Api, AppFactory, Database, TokenPair, db, table_contents
+
+#: Seconds a thread may wait for another; a hang fails instead.
+TIMEOUT = 30
+INVALID_REFRESH = {"error": {"status": 401, "message": "Invalid refresh token"}}
+SELECT_TOKEN = "SELECT evershop_customer_refresh_token.spent_at"
+SPEND_TOKEN = "UPDATE evershop_customer_refresh_token"
+
+
+class Request(threading.Thread):
+    """One request in a thread of its own (its own app context, session, connection)."""
+
+    def __init__(self, name: str, call: Callable[[], TestResponse]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._call = call
+        self.response: TestResponse | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.response = self._call()
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self) -> TestResponse:
+        self.join(TIMEOUT)
+        assert not self.is_alive(), f"request {self.name} hangs"
+        if self.error is not None:
+            raise self.error
+        assert self.response is not None
+        return self.response
+
+
+class Gates:
+    """Signals when a named thread reaches a statement, and holds it there if asked."""
+
+    def __init__(self) -> None:
+        self.reached: dict[tuple[str, str, str], threading.Event] = {}
+        self.release: dict[tuple[str, str, str], threading.Event] = {}
+
+    def at(self, thread: str, when: str, prefix: str, *, hold: bool) -> threading.Event:
+        """The event set when ``thread`` is ``before`` or ``after`` running a statement
+        that starts with ``prefix``; with ``hold`` it waits there until :meth:`open`."""
+        key = (thread, when, prefix)
+        self.reached[key] = threading.Event()
+        if hold:
+            self.release[key] = threading.Event()
+        return self.reached[key]
+
+    def open(self, thread: str, when: str, prefix: str) -> None:
+        self.release[(thread, when, prefix)].set()
+
+    def listener(self, when: str) -> Callable[..., None]:
+        def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            name = threading.current_thread().name
+            for (thread, moment, prefix), event in self.reached.items():
+                if thread == name and moment == when and statement.startswith(prefix):
+                    if event.is_set():
+                        continue  # once only: a retried unit runs its statements again
+                    event.set()
+                    release = self.release.get((thread, moment, prefix))
+                    if release is not None:
+                        assert release.wait(TIMEOUT), f"{thread} was never released"
+
+        return listen
+
+
+@contextlib.contextmanager
+def gates(app: Flask) -> Iterator[Gates]:
+    """Gates on ``app``'s engine for the test; every held thread is let go at the end."""
+    found = Gates()
+    with app.app_context():
+        engine = db.engine
+    before, after = found.listener("before"), found.listener("after")
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield found
+    finally:
+        for event in found.release.values():
+            event.set()
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+
+
+def refresh_in(api: Api, name: str, token: str) -> Request:
+    client = api.app.test_client(use_cookies=False)
+    request = Request(
+        name, lambda: client.post("/api/customer/token/refresh", json={"refreshToken": token})
+    )
+    request.start()
+    return request
+
+
+def session_row(app: Flask) -> dict[str, Any]:
+    [row] = table_contents(app)["evershop_customer_session"]
+    return row
+
+
+def me(api: Api, access: str) -> int:
+    headers = {"Authorization": f"Bearer {access}"}
+    return api.client.get("/api/customers/me", headers=headers).status_code
+
+
+@pytest.fixture
+def pair(api: Api, alice: dict[str, Any]) -> TokenPair:
+    return api.tokens("alice@example.com")
+
+
+def lost_race(api: Api, pair: TokenPair) -> tuple[TestResponse, TestResponse]:
+    """Refresh A spends the token and is held before its commit; refresh B reads it
+    unspent and reaches its own UPDATE; then A commits. Their answers."""
+    with gates(api.app) as gate:
+        a_spent = gate.at("A", "after", SPEND_TOKEN, hold=True)
+        b_spends = gate.at("B", "before", SPEND_TOKEN, hold=False)
+        first = refresh_in(api, "A", pair.refresh)
+        assert a_spent.wait(TIMEOUT)
+        second = refresh_in(api, "B", pair.refresh)
+        assert b_spends.wait(TIMEOUT)  # B read the token unspent: A has not committed
+        gate.open("A", "after", SPEND_TOKEN)
+        return first.finish(), second.finish()
+
+
+def test_two_refreshes_with_one_token_one_wins_and_the_loser_ends_nothing(
+    api: Api, pair: TokenPair
+) -> None:
+    won, lost = lost_race(api, pair)
+    assert won.status_code == 200, won.get_json()
+    assert (lost.status_code, lost.get_json()) == (401, INVALID_REFRESH)
+    assert session_row(api.app)["revoked_at"] is None
+    tokens = won.get_json()["data"]
+    assert me(api, tokens["accessToken"]) == 200
+    assert api.refresh(tokens["refreshToken"]).status_code == 200
+
+
+def test_a_refresh_that_reads_the_token_after_the_winner_committed_is_a_replay(
+    api: Api, pair: TokenPair
+) -> None:
+    """Arriving after the winner committed, the loser holds a spent token: the same
+    answer as any replay, and the session ends."""
+    with gates(api.app) as gate:
+        b_reads = gate.at("B", "before", SELECT_TOKEN, hold=True)
+        second = refresh_in(api, "B", pair.refresh)
+        assert b_reads.wait(TIMEOUT)
+        won = api.refresh(pair.refresh)  # runs to its commit while B waits to read
+        gate.open("B", "before", SELECT_TOKEN)
+        replay = second.finish()
+    assert won.status_code == 200
+    assert (replay.status_code, replay.get_json()) == (401, INVALID_REFRESH)
+    assert session_row(api.app)["revoked_at"] is not None
+    assert me(api, won.get_json()["data"]["accessToken"]) == 401
+
+
+def test_mariadb_snapshot_isolation_makes_the_loser_a_lost_race_still(
+    app_factory: AppFactory, database: Database
+) -> None:
+    """With ``innodb_snapshot_isolation`` (on by default from MariaDB 11.6.2) the loser's
+    UPDATE fails with error 1020 and its unit runs again, reading the token spent. It had
+    read it unspent first: a lost race, not a replay."""
+    if database.backend != "mysql":
+        pytest.skip("a MariaDB setting")
+    app = app_factory()
+    with app.app_context():
+        engine = db.engine
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SHOW VARIABLES LIKE 'innodb_snapshot_isolation'"
+            ).all()
+    if not found:
+        pytest.skip("this server has no innodb_snapshot_isolation")
+
+    def snapshot_isolation(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET SESSION innodb_snapshot_isolation = ON")
+        cursor.close()
+
+    errors: list[object] = []
+
+    def error(context: Any) -> None:
+        errors.append(getattr(context.original_exception, "args", (None,))[0])
+
+    engine.dispose()
+    sa.event.listen(engine, "connect", snapshot_isolation)
+    sa.event.listen(engine, "handle_error", error)
+    try:
+        api = Api(app, app.test_client(use_cookies=False))
+        api.register("alice@example.com")
+        won, lost = lost_race(api, api.tokens("alice@example.com"))
+    finally:
+        sa.event.remove(engine, "connect", snapshot_isolation)
+        sa.event.remove(engine, "handle_error", error)
+        engine.dispose()
+    assert errors == [1020]
+    assert won.status_code == 200
+    assert (lost.status_code, lost.get_json()) == (401, INVALID_REFRESH)
+    assert session_row(app)["revoked_at"] is None
+
+
+def _overtaken_refresh(api: Api, pair: TokenPair, overtake: Callable[[], TestResponse]) -> Any:
+    """Refresh A reads its token unspent and its session live, then ``overtake`` runs to
+    its end (it must not wait for A, which holds no lock yet), then A goes on to spend the
+    token. Both answers."""
+    with gates(api.app) as gate:
+        a_read = gate.at("A", "before", SPEND_TOKEN, hold=True)
+        refresh = refresh_in(api, "A", pair.refresh)
+        assert a_read.wait(TIMEOUT)
+        other = Request("B", overtake)
+        other.start()
+        overtaking = other.finish()
+        gate.open("A", "before", SPEND_TOKEN)
+        return refresh.finish(), overtaking
+
+
+def test_a_refresh_overtaken_by_a_logout_answers_no_tokens(api: Api, pair: TokenPair) -> None:
+    sid = jwt.decode(pair.access, options={"verify_signature": False})["sid"]
+    client = api.app.test_client(use_cookies=False)
+    refreshed, logout = _overtaken_refresh(
+        api, pair, lambda: client.delete(f"/api/customers/sessions/{sid}", headers=pair.headers)
+    )
+    assert logout.status_code == 200
+    assert (refreshed.status_code, refreshed.get_json()) == (401, INVALID_REFRESH)
+    assert [
+        row["spent_at"] for row in table_contents(api.app)["evershop_customer_refresh_token"]
+    ] == [None]
+
+
+def test_a_refresh_overtaken_by_a_delete_answers_no_tokens(
+    api: Api, alice: dict[str, Any], pair: TokenPair
+) -> None:
+    """Whether the database deletes the token with its session (a foreign key) or not
+    (SQLite without ``PRAGMA foreign_keys``), the refresh finds no live session."""
+    client = api.app.test_client(use_cookies=False)
+    admin = api.admin_headers()
+    refreshed, deleted = _overtaken_refresh(
+        api, pair, lambda: client.delete(f"/api/customers/{alice['uuid']}", headers=admin)
+    )
+    assert deleted.status_code == 200
+    assert (refreshed.status_code, refreshed.get_json()) == (401, INVALID_REFRESH)
+    assert table_contents(api.app)["evershop_customer_session"] == []
