@@ -11,6 +11,7 @@ The package, one job a module:
 - ``customers``: the customer rules: create, read, update, delete, with authorization
   and the password policy inside.
 - ``sessions``: the session rules: log in, log out, the token check, purging.
+- ``refresh_tokens``: headless clients' refresh tokens: rotation, replay detection.
 - ``listing``: the admin list of customers: a page, filters, sorts, the total.
 - ``own_sessions``: a customer's own sessions: list them, end all but the current one.
 - ``reauth``: the current password a customer's own password or email change needs.
@@ -20,7 +21,7 @@ The package, one job a module:
 - ``unit_of_work``: the transaction loop: signals before commit, retries of transient
   conflicts, SQLite's write lock.
 - ``passwords``: Werkzeug hashing, the hash-method and password policies, the dummy hash.
-- ``tokens``: the customer JWT and the signed admin cookie.
+- ``tokens``: the customer JWT, the signed admin cookie, opaque tokens' digests.
 - ``clock``: the time every expiry and window is judged by.
 - ``auth``: credentials from the request, the cross-site rule, the host's decorators.
 - ``testing``: a test client logged in without a password, for hosts' tests.
@@ -29,13 +30,14 @@ The package, one job a module:
   ``migrations``.
 """
 
-from .actors import Actor
+from .actors import Actor, Identity
 from .auth import (
     AnonymousCustomer,
     admin_required,
     current_customer,
     customer_required,
     get_current_customer,
+    get_current_identity,
 )
 from .clock import Clock
 from .customers import Customers
@@ -44,6 +46,7 @@ from .extension import EverShopCustomer
 from .migrations import MIGRATIONS_DIRECTORY, add_version_location
 from .models import CustomerStatus
 from .own_sessions import OwnSessions, SessionInfo
+from .refresh_tokens import Refreshed, RefreshTokens
 from .resets import PasswordResets
 from .schemas import Credentials, CustomerChanges, CustomerRecord, NewCustomer
 from .sessions import LoginResult, Sessions
@@ -75,10 +78,13 @@ __all__ = [
     "Customers",
     "EverShopCustomer",
     "EverShopCustomerError",
+    "Identity",
     "LoginResult",
     "NewCustomer",
     "OwnSessions",
     "PasswordResets",
+    "RefreshTokens",
+    "Refreshed",
     "SessionInfo",
     "Sessions",
     "Throttle",
@@ -93,6 +99,7 @@ __all__ = [
     "customer_required",
     "customer_updated",
     "get_current_customer",
+    "get_current_identity",
     "password_reset",
     "password_reset_requested",
 ]
