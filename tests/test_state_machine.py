@@ -1,6 +1,8 @@
 """A Hypothesis state machine over the endpoints.
 
-It creates, updates (email, full name, password, status), deletes, logs in and logs out,
+It creates, updates (email, full name, password, status), deletes, logs in (with a
+login token, or with an access and a refresh token as a headless client) and logs out,
+refreshes tokens (with the newest refresh token of a session, or a spent one: a replay),
 reads one's own record, lists and ends one's own sessions, and resets passwords, in
 random order, as an admin or with any token it holds (live or not, the customer's own
 or someone else's; as a bearer token or in the token cookie), keeps a model of what
@@ -8,6 +10,7 @@ should be, and after every step checks:
 
 - every token it ever got works exactly while its session is live and its customer
   exists and is active (``PATCH {}`` with it: 200, else 401);
+- a session has at most one unspent refresh token;
 - emails are unique by their canonical form, and the table holds exactly the model's;
 - no response carries a password or a hash (conftest's ``CheckedClient`` checks every
   answer for the suite's passwords; this machine also for the wrong one it tries).
@@ -22,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 import sqlalchemy as sa
 from flask import Flask
 from hypothesis import settings
@@ -69,6 +73,9 @@ class Session:
     token: str
     uuid: str
     ended: bool = False
+    #: A token session's newest refresh token, and those it spent.
+    refresh: str | None = None
+    spent: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -148,15 +155,27 @@ class CustomerAPI(RuleBasedStateMachine):
 
     @initialize()
     def two_customers_logged_in(self) -> None:
-        """Every scenario starts with two active customers, each with a session, so
-        that the random steps have tokens to use, end and invalidate from the start."""
+        """Every scenario starts with two active customers, each with a session (the
+        first a login's, the second a headless client's), so that the random steps have
+        tokens to use, refresh, end and invalidate from the start."""
         for email, name in zip(EMAILS[:2], NAMES[:2], strict=True):
             body = {"email": email, "password": PASSWORD, "full_name": name}
             data = self.call("POST", "/customers", json=body).get_json()["data"]
             self.model.customers[data["uuid"]] = Customer(data["uuid"], email, PASSWORD, 1)
-            body = {"email": email, "password": PASSWORD}
-            login = self.call("POST", "/customers/sessions", json=body).get_json()["data"]
-            self.model.sessions[login["sid"]] = Session(login["sid"], login["token"], data["uuid"])
+        ann, bob = self.model.customers.values()
+        body = {"email": ann.email, "password": PASSWORD}
+        login = self.call("POST", "/customers/sessions", json=body).get_json()["data"]
+        self.model.sessions[login["sid"]] = Session(login["sid"], login["token"], ann.uuid)
+        body = {"email": bob.email, "password": PASSWORD}
+        pair = self.call("POST", "/customer/tokens", json=body).get_json()["data"]
+        self.add_token_session(bob, pair)
+
+    def add_token_session(self, customer: Customer, pair: dict[str, str]) -> Session:
+        access = pair["accessToken"]
+        sid = jwt.decode(access, options={"verify_signature": False})["sid"]
+        session = Session(sid, access, customer.uuid, refresh=pair["refreshToken"])
+        self.model.sessions[sid] = session
+        return session
 
     @rule(
         email=st.sampled_from(EMAILS),
@@ -261,9 +280,9 @@ class CustomerAPI(RuleBasedStateMachine):
             "wrong": WRONG_PASSWORD,
         }[guess]
         canonical = email.lower()
-        response = self.call(
-            "POST", "/customers/sessions", json={"email": email, "password": password}
-        )
+        headless = data.draw(st.booleans(), label="headless")
+        path = "/customer/tokens" if headless else "/customers/sessions"
+        response = self.call("POST", path, json={"email": email, "password": password})
         if self.model.failures[canonical] >= MAX_FAILURES:
             assert response.status_code == 429, response.get_json()
             assert int(response.headers["Retry-After"]) >= 1
@@ -277,9 +296,33 @@ class CustomerAPI(RuleBasedStateMachine):
         assert response.status_code == 200, response.get_json()
         answered = response.get_json()["data"]
         self.model.failures[canonical] = 0
-        self.model.sessions[answered["sid"]] = Session(
-            answered["sid"], answered["token"], customer.uuid
-        )
+        if headless:
+            self.add_token_session(customer, answered)
+        else:
+            session = Session(answered["sid"], answered["token"], customer.uuid)
+            self.model.sessions[session.sid] = session
+
+    @rule(data=st.data())
+    def refresh(self, data: Any) -> None:
+        """With a token session's newest refresh token, or with one it spent."""
+        headless = [s for s in self.model.sessions.values() if s.refresh is not None]
+        if not headless:
+            return
+        session = data.draw(st.sampled_from(headless), label="token session")
+        assert session.refresh is not None
+        replay = bool(session.spent) and data.draw(st.booleans(), label="replay")
+        token = data.draw(st.sampled_from(session.spent)) if replay else session.refresh
+        response = self.call("POST", "/customer/token/refresh", json={"refreshToken": token})
+        if not self.model.works(session) or replay:
+            assert response.status_code == 401, response.get_json()
+            assert response.get_json()["error"]["message"] == "Invalid refresh token"
+            if replay:
+                session.ended = True  # theft: the whole session ends
+            return
+        assert response.status_code == 200, response.get_json()
+        answered = response.get_json()["data"]
+        session.spent.append(token)
+        session.token, session.refresh = answered["accessToken"], answered["refreshToken"]
 
     @rule(data=st.data(), method=st.sampled_from(["DELETE", "POST"]))
     def logout(self, data: Any, method: str) -> None:
@@ -394,6 +437,17 @@ class CustomerAPI(RuleBasedStateMachine):
                 assert response.get_json()["data"]["uuid"] == session.uuid
             else:
                 assert response.status_code == 401, (session, response.get_json())
+
+    @invariant()
+    def a_session_has_at_most_one_unspent_refresh_token(self) -> None:
+        table = customers.models.RefreshToken.__table__
+        with self.app.app_context():
+            unspent = db.session.execute(
+                sa.select(table.c.sid).where(table.c.spent_at.is_(None))
+            ).scalars()
+            counts = Counter(unspent)
+        assert all(count == 1 for count in counts.values()), counts
+        assert set(counts) <= {s.sid for s in self.model.sessions.values() if s.refresh}
 
     @invariant()
     def emails_are_unique_by_canonical_form(self) -> None:
