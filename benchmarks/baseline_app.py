@@ -7,15 +7,19 @@ the writing transaction (a logout or password change that commits meanwhile ends
 then nothing is written), so the floors of PATCH and DELETE take the same locks. It is
 its own Flask app with its own Flask-SQLAlchemy instance (so nothing of the library is
 loaded into it), served under ``/bare`` by the same gunicorn workers as the example app
-(see :mod:`.wsgi`).
+(see :mod:`.wsgi`). It signs and digests with the keys the example app derives.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
-from datetime import datetime, timezone
+import secrets
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import jwt
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
@@ -23,6 +27,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: The library's JWT issuer and audience.
+ISSUER, AUDIENCE = "flask-evershop-customer", "evershop-customer"
 
 db = SQLAlchemy()
 
@@ -76,6 +82,18 @@ class BareSession(db.Model):  # type: ignore[name-defined,misc]
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
 
+class BareRefreshToken(db.Model):  # type: ignore[name-defined,misc]
+    """The library's refresh token table, mapped plainly."""
+
+    __tablename__ = "evershop_customer_refresh_token"
+
+    digest: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    sid: Mapped[str] = mapped_column(sa.String(36))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    spent_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
 
@@ -88,8 +106,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flask:
-    """The bare app. ``stored_hash`` is what the bare login checks passwords against."""
+def create_app(
+    database_uri: str,
+    *,
+    hash_method: str,
+    stored_hash: str,
+    jwt_key: bytes,
+    refresh_key: bytes,
+    access_lifetime: int,
+) -> Flask:
+    """The bare app. ``stored_hash`` is what the bare login checks passwords against;
+    ``jwt_key`` and ``refresh_key`` are the example app's keys."""
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_uri
     if database_uri.startswith("sqlite"):
@@ -158,6 +185,63 @@ def create_app(database_uri: str, *, hash_method: str, stored_hash: str) -> Flas
         total = db.session.scalar(sa.select(sa.func.count()).select_from(BareCustomer))
         items = [row.public() for row in rows]
         return jsonify({"data": {"items": items, "total": total, "currentPage": 1, "limit": 20}})
+
+    @app.get("/jwt")
+    def verified() -> Response:
+        """A trusted access token's floor: verify the JWT, answer who it names."""
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        claims = jwt.decode(token, jwt_key, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
+        return jsonify({"data": {"uuid": claims["sub"], "sid": claims["sid"]}})
+
+    def refresh_digest(token: str) -> str:
+        return hmac.new(refresh_key, token.encode(), hashlib.sha256).hexdigest()
+
+    @app.post("/refresh")
+    def refresh() -> Response:
+        """The refresh's floor: the token read with its session and customer, the write
+        that spends it (while its session is live), the next one's insert, a new JWT."""
+        digest = refresh_digest(request.get_json()["refreshToken"])
+        now = _now()
+        row = db.session.execute(
+            sa.select(BareRefreshToken.spent_at, BareSession.sid, BareSession.expires_at)
+            .add_columns(BareSession.revoked_at, BareCustomer.uuid, BareCustomer.status)
+            .join(BareSession, BareSession.sid == BareRefreshToken.sid)
+            .join(BareCustomer, BareCustomer.customer_id == BareSession.customer_id)
+            .where(BareRefreshToken.digest == digest)
+        ).one()
+        live = (
+            sa.select(BareSession.sid)
+            .where(
+                BareSession.sid == BareRefreshToken.sid,
+                BareSession.revoked_at.is_(None),
+                BareSession.expires_at > now,
+            )
+            .exists()
+        )
+        db.session.execute(
+            sa.update(BareRefreshToken)
+            .where(BareRefreshToken.digest == digest, BareRefreshToken.spent_at.is_(None), live)
+            .values(spent_at=now)
+        )
+        new = secrets.token_urlsafe(32)
+        db.session.execute(
+            sa.insert(BareRefreshToken).values(
+                digest=refresh_digest(new), sid=row.sid, created_at=now, expires_at=row.expires_at
+            )
+        )
+        issued = int(now.replace(tzinfo=timezone.utc).timestamp())
+        exp = min(now + timedelta(seconds=access_lifetime), row.expires_at)
+        claims = {
+            "sub": row.uuid,
+            "sid": row.sid,
+            "iat": issued,
+            "exp": int(exp.replace(tzinfo=timezone.utc).timestamp()),
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+        }
+        access = jwt.encode(claims, jwt_key, algorithm="HS256")
+        db.session.commit()
+        return jsonify({"data": {"accessToken": access, "refreshToken": new}})
 
     @app.patch("/customers/<sid>")
     def update(sid: str) -> Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 import uuid
@@ -139,3 +141,36 @@ def seed(
             for table in (customer_table, session_table):
                 connection.exec_driver_sql(f"ANALYZE {table.name}")
     return seeded
+
+
+def seed_refresh_tokens(
+    engine: sa.Engine,
+    table: sa.Table,
+    rows: list[Seeded],
+    *,
+    key: bytes,
+    now: datetime,
+    lifetime: int,
+) -> list[str]:
+    """One unspent refresh token for each row's session, digested with ``key`` as the
+    library does; the tokens, in the order of ``rows``."""
+    tokens = [secrets.token_urlsafe(32) for _ in rows]
+    expires_at = now + timedelta(seconds=lifetime)
+    with engine.begin() as connection:
+        for start in range(0, len(rows), INSERT_BATCH):
+            batch = [
+                {
+                    "digest": hmac.new(key, token.encode(), hashlib.sha256).hexdigest(),
+                    "sid": row.sid,
+                    "created_at": now,
+                    "expires_at": expires_at,
+                }
+                for row, token in zip(
+                    rows[start : start + INSERT_BATCH],
+                    tokens[start : start + INSERT_BATCH],
+                    strict=True,
+                )
+            ]
+            if batch:
+                connection.execute(sa.insert(table), batch)
+    return tokens

@@ -56,6 +56,8 @@ TARGETS = {
     "delete": 0.95,
     "login": 0.95,
     "create": 0.95,
+    "trusted_token": 0.9,
+    "refresh": 0.85,
 }
 SCALING_TARGET = 1.2
 BASELINES = {
@@ -67,6 +69,8 @@ BASELINES = {
     "delete": "the credential read, the customer and session locked, two writes",
     "login": "check_password_hash only",
     "create": "generate_password_hash only",
+    "trusted_token": "verify the JWT (PyJWT) only",
+    "refresh": "the token read (with session, customer), spend it, insert the next, sign a JWT",
 }
 
 
@@ -298,13 +302,41 @@ class Shop:
     app: Any
     rows: list[database.Seeded]
     tokens: dict[str, str] = field(default_factory=dict)
+    access_tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, row: database.Seeded) -> str:
+        """A login token of ``row``'s session (two days)."""
         if row.sid not in self.tokens:
             with self.app.app_context():
                 codec = self.app.extensions["evershop_customer"].tokens
                 self.tokens[row.sid] = codec.issue(row.uuid, row.sid, utcnow())
         return self.tokens[row.sid]
+
+    def access_token(self, row: database.Seeded) -> str:
+        """An access token of ``row``'s session, as a refresh answers it."""
+        if row.sid not in self.access_tokens:
+            with self.app.app_context():
+                state = self.app.extensions["evershop_customer"]
+                lifetime = state.settings.access_token_lifetime
+                self.access_tokens[row.sid] = state.tokens.issue(
+                    row.uuid, row.sid, utcnow(), lifetime
+                )
+        return self.access_tokens[row.sid]
+
+    def refresh_tokens(self, rows: list[database.Seeded]) -> list[str]:
+        """An unspent refresh token for each row's session."""
+        from examples.app import customers, db
+
+        with self.app.app_context():
+            settings = self.app.extensions["evershop_customer"].settings
+            return database.seed_refresh_tokens(
+                db.engine,
+                customers.models.RefreshToken.__table__,
+                rows,
+                key=settings.refresh_key,
+                now=utcnow(),
+                lifetime=settings.token_lifetime,
+            )
 
     def admin_session(self) -> tuple[str, str]:
         """A live admin session of the example's admin: its cookie value and its id."""
@@ -395,9 +427,42 @@ def statement_counts(shop: Shop, login_email: str) -> dict[str, int]:
         )
         path = f"/api/customers/{second.uuid}"
         counts["delete"], _ = count("DELETE", path, headers=bearer(second))
+        third = shop.rows[2]
+        [refresh_token] = shop.refresh_tokens([third])
+        counts["refresh"], _ = count(
+            "POST", "/api/customer/token/refresh", json={"refreshToken": refresh_token}
+        )
+        counts["trusted_token"] = trusted_statements(shop, third)
         return counts
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def trusted_statements(shop: Shop, row: database.Seeded) -> int:
+    """SQL statements of ``GET /whoami`` with an access token, on an app that trusts
+    access tokens (in this process)."""
+    from examples.app import create_app, db
+
+    config = app_config(shop.url, DEFAULT_HASH_METHOD)
+    trusting = create_app({**config, "EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST": False})
+    statements: list[str] = []
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    with trusting.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        headers = {"Authorization": f"Bearer {shop.access_token(row)}"}
+        response = trusting.test_client().get("/whoami", headers=headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET /whoami: {response.status_code} {response.data[:200]!r}")
+        return len(statements)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+        with trusting.app_context():
+            engine.dispose()
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -588,6 +653,24 @@ def run(
 
     compare("get_me", "GET /customers/me", reading(False), reading(True), options.seconds)
 
+    # A host route that needs only who is calling, on the app that trusts access tokens
+    # (``/trusting``), against verifying the JWT alone.
+    def trusted(bare: bool) -> client.RequestFactory:
+        requests: list[list[bytes]] = [[] for _ in range(n)]
+        for i, row in enumerate(patch_rows):
+            path = "/bare/jwt" if bare else "/trusting/whoami"
+            token = large.access_token(row)
+            requests[i % n].append(client.http_request("GET", path, host=where, token=token))
+        return cycling(requests)
+
+    compare(
+        "trusted_token",
+        "GET /whoami, access token trusted (no session check)",
+        trusted(False),
+        trusted(True),
+        options.seconds,
+    )
+
     # GET /customers, the admin list's first page (the newest 20) and its total.
     cookie, admin_sid = large.admin_session()
     listing = client.http_request("GET", "/api/customers", host=where, cookie=f"asid={cookie}")
@@ -600,10 +683,11 @@ def run(
         options.seconds,
     )
 
-    # 3. and 4. Logout and DELETE use a row up per request: four disjoint pools, ready.
+    # 3., 4. and 5. Logout, DELETE and refresh use a row up per request: six disjoint
+    # pools, ready.
     rest = large.rows[len(patch_rows) :]
-    size = len(rest) // 4
-    pools = [rest[i * size : (i + 1) * size] for i in range(4)]
+    size = len(rest) // 6
+    pools = [rest[i * size : (i + 1) * size] for i in range(6)]
 
     def prepared(
         rows: list[database.Seeded], method: str, path: Callable[[database.Seeded], str]
@@ -627,7 +711,24 @@ def run(
         options.seconds,
     )
 
-    # 5. Login: connection i logs in as its own customer; the floor checks one hash.
+    def refreshing(rows: list[database.Seeded], path: str) -> client.RequestFactory:
+        tokens = large.refresh_tokens(rows)
+        return consuming(
+            [
+                client.http_request("POST", path, host=where, body={"refreshToken": t})
+                for t in tokens
+            ]
+        )
+
+    compare(
+        "refresh",
+        "POST /customer/token/refresh (rotation)",
+        refreshing(pools[4], "/api/customer/token/refresh"),
+        refreshing(pools[5], "/bare/refresh"),
+        options.seconds,
+    )
+
+    # 6. Login: connection i logs in as its own customer; the floor checks one hash.
     def credentials(path: str) -> client.RequestFactory:
         return cycling(
             [
@@ -648,7 +749,7 @@ def run(
         options.hash_seconds,
     )
 
-    # 6. Create: a new email every time; the floor makes one hash.
+    # 7. Create: a new email every time; the floor makes one hash.
     def registering(path: str, prefix: str) -> client.RequestFactory:
         def build(i: int) -> bytes:
             body = {

@@ -8,7 +8,11 @@ host agrees on them), and the admin credentials are printed.
 
 ``POST /admin/login`` is the example of a host's own login: a body of at most
 ``EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH`` bytes, throttled by the library like customer
-logins, and answering errors in EverShop's JSON envelope.
+logins, and answering errors in EverShop's JSON envelope. ``GET /whoami`` is the example
+of a host's own customer-only route: it needs only who is calling, so with
+``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False`` an access token costs it no
+query. EverShop's storefront routes (``POST /customer/login``, ``GET|POST
+/customer/logout``) are on, as a shop running EverShop's storefront code would want.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from flask_evershop_customer import (
     MIGRATIONS_DIRECTORY,
     EverShopCustomer,
+    customer_required,
+    get_current_identity,
     password_reset_requested,
 )
 from flask_evershop_customer.errors import (
@@ -69,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH=4096,
         # Where the storefront's "choose a new password" page lives; {token} is filled in.
         EXAMPLE_RESET_LINK="http://127.0.0.1:5000/reset-password?token={token}",
+        EVERSHOP_CUSTOMER_STOREFRONT_ROUTES=True,
     )
     app.config.from_prefixed_env()
     if test_config is not None:
@@ -80,6 +87,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     customers.init_app(app)
     migrate.init_app(app, db)
     _add_admin_login(app)
+    app.add_url_rule("/whoami", "whoami", _whoami)
     password_reset_requested.connect(_log_reset_link, sender=app)
     if app.config["EXAMPLE_EXPOSE_WORKER_PID"]:
         _expose_worker_pid(app)
@@ -204,6 +212,15 @@ def _admin_login() -> Response:
 def _admin_logout() -> Response:
     """``POST /admin/logout``: ends the request's admin session and clears its cookie."""
     return customers.logout_admin(_no_store_json({"data": {}}))
+
+
+@customer_required
+def _whoami() -> Response:
+    """``GET /whoami``: the calling customer's uuid and session id (a storefront's header
+    needs no more)."""
+    identity = get_current_identity()
+    assert identity is not None  # customer_required saw to it
+    return _no_store_json({"data": {"uuid": identity.customer_uuid, "sid": identity.sid}})
 
 
 def _is_admin(email: object, password: object, admin_email: str, admin_password: str) -> bool:

@@ -22,9 +22,11 @@ EXPECTED = [
     "token_check_1000",
     "patch",
     "get_me",
+    "trusted_token",
     "admin_list",
     "logout",
     "delete",
+    "refresh",
     "login",
     "create",
 ]

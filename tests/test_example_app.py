@@ -365,3 +365,21 @@ def test_a_reset_link_is_written_on_the_log(
     token = line.rpartition("token=")[2]
     new = {"token": token, "password": "another fine password"}
     assert admin_client.post("/api/customers/password", json=new).status_code == 200
+
+
+def test_the_storefront_routes_and_a_customer_only_host_route(instance: Path) -> None:
+    """The example serves EverShop's storefront login and logout, and ``GET /whoami``:
+    a host route that needs only who is calling."""
+    from examples.app import create_app
+
+    client = create_app(FAST).test_client()
+    body = {"email": "alice@example.com", "password": PASSWORD, "full_name": "Alice"}
+    uuid = client.post("/api/customers", json=body).get_json()["data"]["uuid"]
+    assert client.get("/whoami").status_code == 401
+    login = client.post("/customer/login", json=body)
+    assert login.status_code == 200
+    whoami = client.get("/whoami")
+    assert whoami.get_json() == {"data": {"uuid": uuid, "sid": login.get_json()["data"]["sid"]}}
+    assert whoami.headers["Cache-Control"] == "no-store"
+    assert client.post("/customer/logout").get_json() == {"data": {}}
+    assert client.get("/whoami").status_code == 401
