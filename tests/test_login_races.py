@@ -100,6 +100,7 @@ def prepare_change(change: str, api: Api, alice: dict[str, Any]) -> Callable[[],
     return lambda: client.patch(url, json=change_body, headers=admin)
 
 
+@pytest.mark.parametrize("route", ["/api/customers/sessions", "/api/customer/tokens"])
 @pytest.mark.parametrize("change", ["password", "disable", "delete", "email"])
 def test_a_login_overtaken_by_a_change_of_the_customer_fails(
     app: Flask,
@@ -108,13 +109,13 @@ def test_a_login_overtaken_by_a_change_of_the_customer_fails(
     alice: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     change: Any,
+    route: str,
 ) -> None:
+    """Both login routes alike: the usual one and a headless client's."""
     overtake = prepare_change(change, api, alice)
     before = {row["sid"] for row in _live_sessions(app)}
     answers = _overtaken_password_check(app, monkeypatch, overtake)
-    response = client.post(
-        "/api/customers/sessions", json={"email": "alice@example.com", "password": PASSWORD}
-    )
+    response = client.post(route, json={"email": "alice@example.com", "password": PASSWORD})
     [changed] = answers
     assert changed.status_code == 200, changed.get_json()
     # The same answer as a wrong password, and no session was written.
@@ -124,9 +125,9 @@ def test_a_login_overtaken_by_a_change_of_the_customer_fails(
     if change == "password":
         monkeypatch.undo()
         old = {"email": "alice@example.com", "password": PASSWORD}
-        assert client.post("/api/customers/sessions", json=old).status_code == 400
+        assert client.post(route, json=old).status_code == 400
         new = {"email": "alice@example.com", "password": OTHER_PASSWORD}
-        assert client.post("/api/customers/sessions", json=new).status_code == 200
+        assert client.post(route, json=new).status_code == 200
 
 
 def _older_app(app_factory: Callable[..., Flask]) -> Api:

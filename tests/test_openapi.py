@@ -331,7 +331,8 @@ class ContractClient(CheckedClient):
     def open(self, *args: Any, **kwargs: Any) -> Any:
         response = super().open(*args, **kwargs)
         request = response.request
-        if request.path.startswith(self.contract.prefix + "/customers"):
+        prefix = self.contract.prefix
+        if request.path.startswith((prefix + "/customers", prefix + "/customer/")):
             self.contract.check(request.method, request.path, response)
         return response
 
@@ -423,6 +424,15 @@ def test_typical_calls_answer_as_documented(
     client.delete(f"/api/customers/{bob['uuid']}", headers=admin)
     client.delete("/api/customers/sessions", headers=admin)
 
+    # headless tokens: a pair, a refresh, a replay, no token, a bad body
+    pair = api.tokens("alice@example.com", OTHER_PASSWORD)
+    client.post("/api/customer/tokens", json={"email": "alice@example.com", "password": "no"})
+    rotated = client.post("/api/customer/token/refresh", json={"refreshToken": pair.refresh})
+    client.post("/api/customer/token/refresh", json={"refreshToken": pair.refresh})
+    client.post("/api/customer/token/refresh", json={})
+    client.post("/api/customer/token/refresh", data="x", content_type="text/plain")
+    assert rotated.status_code == 200
+
     expected = {
         ("POST", "/customers", 200),
         ("POST", "/customers", 400),
@@ -448,6 +458,12 @@ def test_typical_calls_answer_as_documented(
         ("DELETE", "/customers/sessions/{ids}", 403),
         ("DELETE", "/customers/sessions/{ids}", 404),
         ("POST", "/customers/sessions/{ids}", 200),
+        ("POST", "/customer/tokens", 200),
+        ("POST", "/customer/tokens", 400),
+        ("POST", "/customer/token/refresh", 200),
+        ("POST", "/customer/token/refresh", 400),
+        ("POST", "/customer/token/refresh", 401),
+        ("POST", "/customer/token/refresh", 415),
     }
     assert expected <= contract.seen, sorted(expected - contract.seen)
 
