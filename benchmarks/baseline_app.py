@@ -82,6 +82,27 @@ class BareSession(db.Model):  # type: ignore[name-defined,misc]
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
 
 
+class BareAddress(db.Model):  # type: ignore[name-defined,misc]
+    """The library's address table, mapped plainly."""
+
+    __tablename__ = "evershop_customer_address"
+
+    customer_address_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(sa.String(32))
+    customer_id: Mapped[int] = mapped_column(sa.Integer)
+    full_name: Mapped[str] = mapped_column(sa.String(255))
+    telephone: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    address_1: Mapped[str] = mapped_column(sa.String(255))
+    address_2: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    postcode: Mapped[str] = mapped_column(sa.String(32))
+    city: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    province: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
+    country: Mapped[str] = mapped_column(sa.String(2))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    is_default: Mapped[bool | None] = mapped_column(sa.Boolean, nullable=True)
+
+
 class BareRefreshToken(db.Model):  # type: ignore[name-defined,misc]
     """The library's refresh token table, mapped plainly."""
 
@@ -272,7 +293,7 @@ def create_app(
     @app.delete("/customers/<sid>")
     def delete(sid: str) -> Response:
         """DELETE's floor: the credential read, the customer locked, the session held,
-        two writes (sessions, customer)."""
+        three writes (sessions, addresses, customer)."""
         customer_id = credential(sid).customer_id
         customer = db.session.execute(
             sa.select(BareCustomer)
@@ -283,6 +304,7 @@ def create_app(
         hold_session(sid)
         data = customer.public()
         db.session.execute(sa.delete(BareSession).where(BareSession.customer_id == customer_id))
+        db.session.execute(sa.delete(BareAddress).where(BareAddress.customer_id == customer_id))
         db.session.execute(sa.delete(BareCustomer).where(BareCustomer.customer_id == customer_id))
         db.session.commit()
         return jsonify({"data": data})

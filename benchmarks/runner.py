@@ -66,7 +66,7 @@ BASELINES = {
     "admin_list": "the admin session read, the page, the count",
     "patch": "the credential read, one write, the session share-locked",
     "logout": "one primary-key read, one write",
-    "delete": "the credential read, the customer and session locked, two writes",
+    "delete": "the credential read, the customer and session locked, three writes",
     "login": "check_password_hash only",
     "create": "generate_password_hash only",
     "trusted_token": "verify the JWT (PyJWT) only",

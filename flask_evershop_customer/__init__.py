@@ -13,6 +13,8 @@ The package, one job a module:
 - ``sessions``: the session rules: log in, log out, the token check, purging.
 - ``refresh_tokens``: headless clients' refresh tokens: rotation, replay detection.
 - ``listing``: the admin list of customers: a page, filters, sorts, the total.
+- ``addresses``: customers' addresses: list, add, change, delete; one default each.
+- ``address_schemas``: addresses' fields checked against ISO 3166 and libphonenumber.
 - ``own_sessions``: a customer's own sessions: list them, end all but the current one.
 - ``reauth``: the current password a customer's own password or email change needs.
 - ``resets``: password reset: single-use hashed tokens, the new password, purging.
@@ -31,6 +33,8 @@ The package, one job a module:
 """
 
 from .actors import Actor, Identity
+from .address_schemas import AddressRecord
+from .addresses import Addresses
 from .auth import (
     AnonymousCustomer,
     admin_required,
@@ -51,6 +55,9 @@ from .resets import PasswordResets
 from .schemas import Credentials, CustomerChanges, CustomerRecord, NewCustomer
 from .sessions import LoginResult, Sessions
 from .signals import (
+    address_created,
+    address_deleted,
+    address_updated,
     customer_created,
     customer_deleted,
     customer_logged_in,
@@ -67,6 +74,8 @@ __all__ = [
     "MIGRATIONS_DIRECTORY",
     "APIError",
     "Actor",
+    "AddressRecord",
+    "Addresses",
     "AnonymousCustomer",
     "Attempt",
     "Clock",
@@ -90,6 +99,9 @@ __all__ = [
     "Throttle",
     "TooManyRequests",
     "add_version_location",
+    "address_created",
+    "address_deleted",
+    "address_updated",
     "admin_required",
     "current_customer",
     "customer_created",

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "EVERSHOP_CUSTOMER_REFRESH_TOKEN_ROTATION": True,
     "EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST": True,
     "EVERSHOP_CUSTOMER_STOREFRONT_ROUTES": False,
+    "EVERSHOP_CUSTOMER_MAX_ADDRESSES": 50,
 }
 
 MIN_SECRET_BYTES = 32
@@ -80,6 +81,8 @@ class Settings:
     check_session_each_request: bool
     #: Whether ``POST /customer/login`` and ``GET|POST /customer/logout`` are served.
     storefront_routes: bool
+    #: Most addresses one customer may have.
+    max_addresses: int
 
 
 def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
@@ -139,6 +142,7 @@ def load_settings(config: Mapping[str, Any], *, debug: bool, testing: bool) -> S
         refresh_token_rotation=_bool(config, "EVERSHOP_CUSTOMER_REFRESH_TOKEN_ROTATION"),
         check_session_each_request=_bool(config, "EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST"),
         storefront_routes=_bool(config, "EVERSHOP_CUSTOMER_STOREFRONT_ROUTES"),
+        max_addresses=_int(config, "EVERSHOP_CUSTOMER_MAX_ADDRESSES", 1, 10_000),
     )
 
 

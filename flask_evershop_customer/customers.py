@@ -272,24 +272,24 @@ class Customers(CustomerTables):
     def delete(
         self, actor: Actor, customer_uuid: str, *, expected_version: int | None = None
     ) -> CustomerRecord:
-        """Delete a customer and every session of theirs; returns it as it was.
-        :class:`NotFound`, :class:`Forbidden` and :class:`PreconditionFailed` as for
-        :meth:`update`."""
+        """Delete a customer with every session and address of theirs; returns it as it
+        was. :class:`NotFound`, :class:`Forbidden` and :class:`PreconditionFailed` as
+        for :meth:`update`."""
         customer = self.get(actor, customer_uuid)
 
         def work(attempt_number: int) -> Unit[CustomerRecord]:
             if actor.is_customer:
                 # The session rows go first: lock the account, then check the session.
-                base = self._locked(customer.customer_id)
-                self._check_session(actor, base.customer_id)
+                base = self.locked_for(actor, customer.customer_id)
             else:
                 base = self._base(actor, customer, attempt_number)
             if expected_version is not None and base.version != expected_version:
                 raise PreconditionFailed()
-            sessions = self._sessions
-            self._uow.session.execute(
-                sa.delete(sessions).where(sessions.c.customer_id == base.customer_id)
-            )
+            # Whether or not the database enforces the foreign keys (SQLite may not).
+            for dependent in (self._sessions, self._models.Address.__table__):
+                self._uow.session.execute(
+                    sa.delete(dependent).where(dependent.c.customer_id == base.customer_id)
+                )
             self._write_version(base, sa.delete(self._customers))
             return Unit(base, [(signals.customer_deleted, {"customer": base.public()})])
 
@@ -321,6 +321,16 @@ class Customers(CustomerTables):
         """The record a write is decided on: on a first attempt the one the request read
         (a lost race retries), on a retry the row as committed now, locked."""
         return customer if attempt == 1 else self._locked(customer.customer_id)
+
+    def locked_for(self, actor: Actor, customer_id: int) -> CustomerRecord:
+        """Inside a unit of work, before a write of ``actor`` to this customer's account:
+        the customer as committed now, locked until the transaction ends, and for a
+        customer acting on their own account, their session still live.
+        :class:`NotFound` if the customer is gone, :class:`Unauthorized` if the session
+        ended."""
+        locked = self._locked(customer_id)
+        self._check_session(actor, customer_id)
+        return locked
 
     def _check_session(self, actor: Actor, customer_id: int) -> None:
         """For a customer acting on their own account, in the writing transaction and

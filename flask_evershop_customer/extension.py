@@ -11,6 +11,7 @@ from flask import Flask, Response
 from flask.blueprints import BlueprintSetupState
 from flask_sqlalchemy import SQLAlchemy
 
+from .addresses import Addresses
 from .admins import AdminSessions
 from .auth import admin_cookie_value, delete_credential_cookie, set_credential_cookie
 from .cli import add_commands
@@ -107,23 +108,23 @@ class EverShopCustomer:
             signer=AdminCookieSigner(settings.admin_key, settings.admin_cookie_lifetime),
             clock=clock,
         )
+        customers = Customers(
+            uow=uow,
+            models=self.models,
+            settings=settings,
+            hasher=hasher,
+            throttle=throttle,
+            reauth=Reauthentication(
+                uow=uow, models=self.models, settings=settings, hasher=hasher, throttle=throttle
+            ),
+            clock=clock,
+        )
         app.extensions[EXTENSION_KEY] = AppState(
             settings=settings,
             models=self.models,
-            customers=Customers(
-                uow=uow,
-                models=self.models,
-                settings=settings,
-                hasher=hasher,
-                throttle=throttle,
-                reauth=Reauthentication(
-                    uow=uow,
-                    models=self.models,
-                    settings=settings,
-                    hasher=hasher,
-                    throttle=throttle,
-                ),
-                clock=clock,
+            customers=customers,
+            addresses=Addresses(
+                uow=uow, models=self.models, settings=settings, customers=customers, clock=clock
             ),
             sessions=Sessions(
                 uow=uow,
@@ -218,6 +219,12 @@ class EverShopCustomer:
         """The current app's session rules (log in, log out, the token check), for use
         outside requests."""
         return get_state().sessions
+
+    @property
+    def addresses(self) -> Addresses:
+        """The current app's address rules (list, add, change, delete a customer's
+        addresses), with the same authorization as the HTTP API."""
+        return get_state().addresses
 
     @property
     def refresh_tokens(self) -> RefreshTokens:

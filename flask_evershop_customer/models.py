@@ -23,9 +23,17 @@ LOGIN_FAILURE_TABLE = "evershop_customer_login_failure"
 ADMIN_SESSION_TABLE = "evershop_customer_admin_session"
 RESET_TOKEN_TABLE = "evershop_customer_reset_token"
 REFRESH_TOKEN_TABLE = "evershop_customer_refresh_token"
+ADDRESS_TABLE = "evershop_customer_address"
 
 EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 255
+#: Longest address line, city and name of an address.
+ADDRESS_LINE_MAX_LENGTH = 255
+POSTCODE_MAX_LENGTH = 32
+#: An E.164 number has at most 15 digits and a ``+``.
+TELEPHONE_MAX_LENGTH = 16
+#: ISO 3166-2 codes have at most six characters (``GB-ABC``, ``FR-971``).
+PROVINCE_MAX_LENGTH = 8
 
 
 class CustomerStatus(enum.IntEnum):
@@ -229,6 +237,51 @@ class RefreshTokenColumns(_Mapped):
         return f"<RefreshToken of session {self.sid}>"
 
 
+class AddressColumns(_Mapped):
+    """A customer's address. ``is_default`` is TRUE or NULL, never FALSE: the unique
+    constraint on (``customer_id``, ``is_default``) then allows one default per customer,
+    on every database (NULLs never collide)."""
+
+    customer_address_id: Mapped[int] = mapped_column(
+        sa.Integer, primary_key=True, autoincrement=True
+    )
+    uuid: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    customer_id: Mapped[int] = mapped_column(
+        sa.Integer,
+        sa.ForeignKey(
+            f"{CUSTOMER_TABLE}.customer_id",
+            ondelete="CASCADE",
+            name="fk_evershop_customer_address_customer_id",
+        ),
+        nullable=False,
+    )
+    full_name: Mapped[str] = mapped_column(sa.String(ADDRESS_LINE_MAX_LENGTH), nullable=False)
+    telephone: Mapped[str | None] = mapped_column(sa.String(TELEPHONE_MAX_LENGTH), nullable=True)
+    address_1: Mapped[str] = mapped_column(sa.String(ADDRESS_LINE_MAX_LENGTH), nullable=False)
+    address_2: Mapped[str | None] = mapped_column(sa.String(ADDRESS_LINE_MAX_LENGTH), nullable=True)
+    postcode: Mapped[str] = mapped_column(sa.String(POSTCODE_MAX_LENGTH), nullable=False)
+    city: Mapped[str | None] = mapped_column(sa.String(ADDRESS_LINE_MAX_LENGTH), nullable=True)
+    province: Mapped[str | None] = mapped_column(sa.String(PROVINCE_MAX_LENGTH), nullable=True)
+    country: Mapped[str] = mapped_column(sa.String(2), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    is_default: Mapped[bool | None] = mapped_column(sa.Boolean, nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            sa.UniqueConstraint("uuid", name="uq_evershop_customer_address_uuid"),
+            # Also the index of a customer's addresses (its leading column).
+            sa.UniqueConstraint(
+                "customer_id", "is_default", name="uq_evershop_customer_address_default"
+            ),
+            MYSQL_TABLE_ARGS,
+        )
+
+    def __repr__(self) -> str:
+        return f"<CustomerAddress {self.uuid}>"
+
+
 class Models(NamedTuple):
     """The mapped classes of one ``db``."""
 
@@ -238,6 +291,7 @@ class Models(NamedTuple):
     AdminSession: type[AdminSessionColumns]
     ResetToken: type[ResetTokenColumns]
     RefreshToken: type[RefreshTokenColumns]
+    Address: type[AddressColumns]
 
 
 _built: weakref.WeakKeyDictionary[SQLAlchemy, Models] = weakref.WeakKeyDictionary()
@@ -273,6 +327,9 @@ def build_models(db: SQLAlchemy) -> Models:
                 "CustomerRefreshToken",
                 (RefreshTokenColumns, base),
                 {"__tablename__": REFRESH_TOKEN_TABLE},
+            ),
+            Address=type(
+                "CustomerAddress", (AddressColumns, base), {"__tablename__": ADDRESS_TABLE}
             ),
         )
     return _built[db]

@@ -179,7 +179,12 @@ def _require_object(body: Any, required: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _string(body: dict[str, Any], name: str) -> str:
-    value = body[name]
+    return string_value(body[name], name)
+
+
+def string_value(value: Any, name: str) -> str:
+    """``value`` if it is a string of valid Unicode; :class:`ValidationError` naming the
+    field ``name`` otherwise."""
     if not isinstance(value, str):
         raise ValidationError(f"/{name} must be string")
     try:
@@ -232,13 +237,17 @@ def _full_name(body: dict[str, Any]) -> str:
     name = _string(body, "full_name")
     if not name:
         raise ValidationError("/full_name must NOT have fewer than 1 characters")
-    if len(name) > FULL_NAME_MAX_LENGTH:
-        raise ValidationError(
-            f"/full_name must NOT have more than {FULL_NAME_MAX_LENGTH} characters"
-        )
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        raise ValidationError("/full_name must not contain control characters")
-    return name
+    return bounded_text(name, "full_name", FULL_NAME_MAX_LENGTH)
+
+
+def bounded_text(text: str, name: str, limit: int) -> str:
+    """``text`` unless it is longer than ``limit`` characters or holds a control
+    character; :class:`ValidationError` naming the field ``name`` otherwise."""
+    if len(text) > limit:
+        raise ValidationError(f"/{name} must NOT have more than {limit} characters")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise ValidationError(f"/{name} must not contain control characters")
+    return text
 
 
 def _password(body: dict[str, Any]) -> str:

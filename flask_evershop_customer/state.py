@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from .addresses import Addresses
 from .admins import AdminSessions
 from .clock import Clock
 from .config import Settings
@@ -32,6 +33,7 @@ class AppState:
     #: The mapped classes on the app's ``db``.
     models: Models
     customers: Customers
+    addresses: Addresses
     sessions: Sessions
     refresh_tokens: RefreshTokens
     own_sessions: OwnSessions

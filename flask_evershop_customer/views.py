@@ -13,6 +13,7 @@ from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BaseConverter, RequestRedirect
 
+from .address_schemas import address_links
 from .auth import (
     admin_cookie_value,
     authenticate,
@@ -58,6 +59,7 @@ from .state import get_state
 
 if TYPE_CHECKING:
     from .actors import Actor
+    from .address_schemas import AddressRecord
     from .schemas import CustomerRecord
     from .sessions import LoginResult
 
@@ -181,6 +183,78 @@ def end_other_sessions() -> Response:
     _body()
     get_state().own_sessions.end_others(actor)
     return _json({"data": {}})
+
+
+def list_own_addresses() -> Response:
+    """``GET /customers/me/addresses``: the caller's addresses, oldest first."""
+    actor = authenticate(customer_only=True)
+    return _address_list(actor, _own(actor).uuid)
+
+
+def create_own_address() -> Response:
+    """``POST /customers/me/addresses``: add an address of the caller's."""
+    actor = authenticate(customer_only=True)
+    return _address_created(actor, _own(actor).uuid, "/customers/me/addresses")
+
+
+def update_own_address(address_id: str) -> Response:
+    """``PATCH /customers/me/addresses/{address_id}``."""
+    actor = authenticate(customer_only=True)
+    return _address_updated(actor, _own(actor).uuid, "/customers/me/addresses", address_id)
+
+
+def delete_own_address(address_id: str) -> Response:
+    """``DELETE /customers/me/addresses/{address_id}``: answers the address as it was."""
+    actor = authenticate(customer_only=True)
+    return _address_deleted(actor, _own(actor).uuid, address_id)
+
+
+def list_addresses(customer_id: str) -> Response:
+    """``GET /customers/{customer_id}/addresses``: an admin, or that customer."""
+    return _address_list(authenticate(), customer_id)
+
+
+def create_address(customer_id: str) -> Response:
+    """``POST /customers/{customer_id}/addresses``: an admin, or that customer."""
+    return _address_created(authenticate(), customer_id, f"/customers/{customer_id}/addresses")
+
+
+def update_address(customer_id: str, address_id: str) -> Response:
+    """``PATCH /customers/{customer_id}/addresses/{address_id}``."""
+    base = f"/customers/{customer_id}/addresses"
+    return _address_updated(authenticate(), customer_id, base, address_id)
+
+
+def delete_address(customer_id: str, address_id: str) -> Response:
+    """``DELETE /customers/{customer_id}/addresses/{address_id}``."""
+    return _address_deleted(authenticate(), customer_id, address_id)
+
+
+def _address_list(actor: Actor, customer_uuid: str) -> Response:
+    records = get_state().addresses.of(actor, customer_uuid)
+    return _json({"data": {"items": [record.public() for record in records]}})
+
+
+def _address_created(actor: Actor, customer_uuid: str, base: str) -> Response:
+    record = get_state().addresses.create(actor, customer_uuid, _body())
+    return _address_response(record, base)
+
+
+def _address_updated(actor: Actor, customer_uuid: str, base: str, address_id: str) -> Response:
+    record = get_state().addresses.update(actor, customer_uuid, address_id, _body())
+    return _address_response(record, base)
+
+
+def _address_deleted(actor: Actor, customer_uuid: str, address_id: str) -> Response:
+    _body()
+    record = get_state().addresses.delete(actor, customer_uuid, address_id)
+    return _json({"data": record.public()})
+
+
+def _address_response(record: AddressRecord, base: str) -> Response:
+    """The address with its ``links``, on the route the request used."""
+    href = f"{get_state().settings.url_prefix}{base}/{record.uuid}"
+    return _json({"data": {**record.public(), "links": address_links(href)}})
 
 
 def _own(actor: Actor) -> CustomerRecord:
@@ -351,6 +425,44 @@ ROUTES: Routes = [
     ("/customers/me", "delete_own_account", delete_own_account, ("DELETE",)),
     ("/customers/me/sessions", "list_own_sessions", list_own_sessions, ("GET",)),
     ("/customers/me/sessions", "end_other_sessions", end_other_sessions, ("DELETE",)),
+    ("/customers/me/addresses", "list_own_addresses", list_own_addresses, ("GET",)),
+    ("/customers/me/addresses", "create_own_address", create_own_address, ("POST",)),
+    (
+        "/customers/me/addresses/<address_id>",
+        "update_own_address",
+        update_own_address,
+        ("PATCH",),
+    ),
+    (
+        "/customers/me/addresses/<address_id>",
+        "delete_own_address",
+        delete_own_address,
+        ("DELETE",),
+    ),
+    (
+        "/customers/<evershop_customer_id:customer_id>/addresses",
+        "list_addresses",
+        list_addresses,
+        ("GET",),
+    ),
+    (
+        "/customers/<evershop_customer_id:customer_id>/addresses",
+        "create_address",
+        create_address,
+        ("POST",),
+    ),
+    (
+        "/customers/<evershop_customer_id:customer_id>/addresses/<address_id>",
+        "update_address",
+        update_address,
+        ("PATCH",),
+    ),
+    (
+        "/customers/<evershop_customer_id:customer_id>/addresses/<address_id>",
+        "delete_address",
+        delete_address,
+        ("DELETE",),
+    ),
     ("/customer/tokens", "issue_tokens", issue_tokens, ("POST",)),
     ("/customer/token/refresh", "refresh_tokens", refresh_tokens, ("POST",)),
     ("/customers/<evershop_customer_id:customer_id>", "read_customer", read_customer, ("GET",)),

@@ -47,9 +47,10 @@ OUR_TABLES = {
     "evershop_customer_admin_session",
     "evershop_customer_reset_token",
     "evershop_customer_refresh_token",
+    "evershop_customer_address",
 }
 #: The head of the shipped branch.
-HEAD = "evershop_customer_0005"
+HEAD = "evershop_customer_0006"
 
 
 @pytest.fixture(params=selected_backends())

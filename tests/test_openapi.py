@@ -212,7 +212,7 @@ def test_every_route_is_documented_and_every_operation_routed(bare_apps: list[Fl
     customers.init_app(app)
     document = served(app)
     assert documented_operations(document) == routed_operations(app)
-    assert len(routed_operations(app)) == 18
+    assert len(routed_operations(app)) == 26
 
 
 def test_the_storefront_routes_are_documented_when_served(bare_apps: list[Flask]) -> None:
@@ -224,7 +224,7 @@ def test_the_storefront_routes_are_documented_when_served(bare_apps: list[Flask]
     assert_valid_openapi_31(document)
     assert documented_operations(document) == routed_operations(app)
     assert {("POST", "/customer/login"), ("GET", "/customer/logout")} <= routed_operations(app)
-    assert len(routed_operations(app)) == 21
+    assert len(routed_operations(app)) == 29
     # They sit at the root whatever the prefix: their path items say so.
     assert document["paths"]["/customer/login"]["servers"][0]["url"] == "/"
 
@@ -237,7 +237,7 @@ def test_undocumented_methods_are_405_with_allow(bare_apps: list[Flask]) -> None
     customers.init_app(app)
     client = app.test_client()
     document = served(app)
-    examples = {"{id}": "a" * 32, "{ids}": "abc"}
+    examples = {"{id}": "a" * 32, "{ids}": "abc", "{address_id}": "b" * 32}
     for path, item in document["paths"].items():
         url = "/api" + re.sub(r"\{[^}]+\}", lambda m: examples[m.group(0)], path)
         documented = {m.upper() for m in item if m in METHODS}
@@ -282,6 +282,7 @@ class Contract:
         for template_path, item in self.document["paths"].items():
             pattern = re.escape(template_path)
             pattern = pattern.replace(r"\{ids\}", ".+").replace(r"\{id\}", "[^/]+")
+            pattern = pattern.replace(r"\{address_id\}", "[^/]+")
             if re.fullmatch(pattern, path) and method.lower() in item:
                 candidates.append(("{" in template_path, template_path, item[method.lower()]))
         assert candidates, f"{method} {path} is not documented"
