@@ -2,8 +2,9 @@
 delete. No request objects.
 
 Every write locks the customer's row first (``SELECT ... FOR UPDATE``; SQLite's write
-lock), so the writes to one customer's addresses run one after the other: the limit on
-their number and the single default hold under concurrency. A unique constraint on
+lock), in a transaction that starts with that lock, so the writes to one customer's
+addresses run one after the other and each reads what the one before it committed: the
+limit on their number and the single default hold under concurrency. A unique constraint on
 (``customer_id``, ``is_default``), where ``is_default`` is TRUE or NULL, keeps the single
 default in the database itself. A customer's own write also checks, in the writing
 transaction, that their session is still live.
@@ -112,7 +113,7 @@ class Addresses(CustomerTables):
             record = AddressRecord(customer_address_id=int(key[0]), **values)
             return Unit(record, [_event(signals.address_created, customer, record)])
 
-        return self._uow.run(work, locking=True)
+        return self._write(work)
 
     def update(
         self, actor: Actor, customer_uuid: str, address_uuid: str, body: object
@@ -152,7 +153,7 @@ class Addresses(CustomerTables):
             event = _event(signals.address_updated, customer, record, changed=sorted(changed))
             return Unit(record, [event])
 
-        return self._uow.run(work, locking=True)
+        return self._write(work)
 
     def delete(self, actor: Actor, customer_uuid: str, address_uuid: str) -> AddressRecord:
         """Delete an address; returns it as it was. Deleting the default makes no other
@@ -168,6 +169,14 @@ class Addresses(CustomerTables):
             )
             return Unit(current, [_event(signals.address_deleted, customer, current)])
 
+        return self._write(work)
+
+    def _write(self, work: Callable[[int], Unit[AddressRecord]]) -> AddressRecord:
+        """Run a write to a customer's addresses in a transaction of its own, whose first
+        statement takes the customer's lock: every read after it sees what the writes
+        before it committed (MySQL's REPEATABLE READ would otherwise answer them from a
+        snapshot taken by the request's earlier reads)."""
+        self._uow.end_read()
         return self._uow.run(work, locking=True)
 
     def _address(self, customer_id: int, address_uuid: str) -> AddressRecord:

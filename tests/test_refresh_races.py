@@ -6,9 +6,7 @@ delete of its customer. On every database, MariaDB's snapshot isolation included
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -18,88 +16,11 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from .conftest import Api, AppFactory, Database, TokenPair, db, table_contents
+from .held_requests import TIMEOUT, Request, gates
 
-#: Seconds a thread may wait for another; a hang fails instead.
-TIMEOUT = 30
 INVALID_REFRESH = {"error": {"status": 401, "message": "Invalid refresh token"}}
 SELECT_TOKEN = "SELECT evershop_customer_refresh_token.spent_at"
 SPEND_TOKEN = "UPDATE evershop_customer_refresh_token"
-
-
-class Request(threading.Thread):
-    """One request in a thread of its own (its own app context, session, connection)."""
-
-    def __init__(self, name: str, call: Callable[[], TestResponse]) -> None:
-        super().__init__(name=name, daemon=True)
-        self._call = call
-        self.response: TestResponse | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.response = self._call()
-        except BaseException as exc:  # reported by finish()
-            self.error = exc
-
-    def finish(self) -> TestResponse:
-        self.join(TIMEOUT)
-        assert not self.is_alive(), f"request {self.name} hangs"
-        if self.error is not None:
-            raise self.error
-        assert self.response is not None
-        return self.response
-
-
-class Gates:
-    """Signals when a named thread reaches a statement, and holds it there if asked."""
-
-    def __init__(self) -> None:
-        self.reached: dict[tuple[str, str, str], threading.Event] = {}
-        self.release: dict[tuple[str, str, str], threading.Event] = {}
-
-    def at(self, thread: str, when: str, prefix: str, *, hold: bool) -> threading.Event:
-        """The event set when ``thread`` is ``before`` or ``after`` running a statement
-        that starts with ``prefix``; with ``hold`` it waits there until :meth:`open`."""
-        key = (thread, when, prefix)
-        self.reached[key] = threading.Event()
-        if hold:
-            self.release[key] = threading.Event()
-        return self.reached[key]
-
-    def open(self, thread: str, when: str, prefix: str) -> None:
-        self.release[(thread, when, prefix)].set()
-
-    def listener(self, when: str) -> Callable[..., None]:
-        def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            name = threading.current_thread().name
-            for (thread, moment, prefix), event in self.reached.items():
-                if thread == name and moment == when and statement.startswith(prefix):
-                    if event.is_set():
-                        continue  # once only: a retried unit runs its statements again
-                    event.set()
-                    release = self.release.get((thread, moment, prefix))
-                    if release is not None:
-                        assert release.wait(TIMEOUT), f"{thread} was never released"
-
-        return listen
-
-
-@contextlib.contextmanager
-def gates(app: Flask) -> Iterator[Gates]:
-    """Gates on ``app``'s engine for the test; every held thread is let go at the end."""
-    found = Gates()
-    with app.app_context():
-        engine = db.engine
-    before, after = found.listener("before"), found.listener("after")
-    sa.event.listen(engine, "before_cursor_execute", before)
-    sa.event.listen(engine, "after_cursor_execute", after)
-    try:
-        yield found
-    finally:
-        for event in found.release.values():
-            event.set()
-        sa.event.remove(engine, "before_cursor_execute", before)
-        sa.event.remove(engine, "after_cursor_execute", after)
 
 
 def refresh_in(api: Api, name: str, token: str) -> Request:
