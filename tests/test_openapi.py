@@ -425,6 +425,27 @@ def test_typical_calls_answer_as_documented(
     client.delete(f"/api/customers/{bob['uuid']}", headers=admin)
     client.delete("/api/customers/sessions", headers=admin)
 
+    # addresses: add (valid, invalid), list, change, delete, unknown, an admin's
+    new_address = {
+        "full_name": "Alice",
+        "address_1": "1 Main St",
+        "postcode": "94043",
+        "country": "US",
+        "province": "US-CA",
+        "is_default": True,
+    }
+    mine = "/api/customers/me/addresses"
+    again_alice = api.login("alice@example.com", OTHER_PASSWORD)
+    address = client.post(mine, json=new_address, headers=again_alice.headers).get_json()["data"]
+    client.post(mine, json={**new_address, "country": "XX"}, headers=again_alice.headers)
+    client.get(mine, headers=again_alice.headers)
+    client.patch(f"{mine}/{address['uuid']}", json={"city": "X"}, headers=again_alice.headers)
+    client.patch(f"{mine}/{'0' * 32}", json={}, headers=again_alice.headers)
+    admin_base = f"/api/customers/{alice['uuid']}/addresses"
+    client.get(admin_base, headers=admin)
+    client.post(admin_base, json=new_address, headers=admin)
+    client.delete(f"{admin_base}/{address['uuid']}", headers=admin)
+
     # headless tokens: a pair, a refresh, a replay, no token, a bad body
     pair = api.tokens("alice@example.com", OTHER_PASSWORD)
     client.post("/api/customer/tokens", json={"email": "alice@example.com", "password": "no"})
@@ -459,6 +480,14 @@ def test_typical_calls_answer_as_documented(
         ("DELETE", "/customers/sessions/{ids}", 403),
         ("DELETE", "/customers/sessions/{ids}", 404),
         ("POST", "/customers/sessions/{ids}", 200),
+        ("POST", "/customers/me/addresses", 200),
+        ("POST", "/customers/me/addresses", 400),
+        ("GET", "/customers/me/addresses", 200),
+        ("PATCH", "/customers/me/addresses/{address_id}", 200),
+        ("PATCH", "/customers/me/addresses/{address_id}", 404),
+        ("GET", "/customers/{id}/addresses", 200),
+        ("POST", "/customers/{id}/addresses", 200),
+        ("DELETE", "/customers/{id}/addresses/{address_id}", 200),
         ("POST", "/customer/tokens", 200),
         ("POST", "/customer/tokens", 400),
         ("POST", "/customer/token/refresh", 200),

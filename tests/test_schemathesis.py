@@ -56,6 +56,10 @@ SECURED = (
     "/customers/me",
     "/customers/me/sessions",
     "/customers/sessions/{ids}",
+    "/customers/me/addresses",
+    "/customers/me/addresses/{address_id}",
+    "/customers/{id}/addresses",
+    "/customers/{id}/addresses/{address_id}",
 )
 #: Positive and negative. (Listed once: mypy, set to Python 3.10, does not know the
 #: ``enum.StrEnum`` this Python 3.11+ library derives ``GenerationMode`` from, and will not
@@ -201,6 +205,13 @@ def test_every_operation_as_an_admin(app: Flask, api: Api, label: Any) -> None:
         "DELETE /customers/me",
         "GET /customers/me/sessions",
         "DELETE /customers/me/sessions",
+        "GET /customers/me/addresses",
+        "POST /customers/me/addresses",
+        "PATCH /customers/me/addresses/{address_id}",
+        "DELETE /customers/me/addresses/{address_id}",
+        "GET /customers/{id}/addresses",
+        "POST /customers/{id}/addresses",
+        "PATCH /customers/{id}/addresses/{address_id}",
     ],
 )
 def test_a_customer_on_their_own_record(app: Flask, api: Api, label: Any) -> None:
