@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,6 +28,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+ADDRESS_FIELDS = (
+    "full_name",
+    "telephone",
+    "address_1",
+    "address_2",
+    "postcode",
+    "city",
+    "province",
+    "country",
+)
 #: The library's JWT issuer and audience.
 ISSUER, AUDIENCE = "flask-evershop-customer", "evershop-customer"
 
@@ -84,6 +95,24 @@ class BareSession(db.Model):  # type: ignore[name-defined,misc]
 
 class BareAddress(db.Model):  # type: ignore[name-defined,misc]
     """The library's address table, mapped plainly."""
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "customer_address_id": self.customer_address_id,
+            "uuid": self.uuid,
+            "customer_id": self.customer_id,
+            "full_name": self.full_name,
+            "telephone": self.telephone,
+            "address_1": self.address_1,
+            "address_2": self.address_2,
+            "postcode": self.postcode,
+            "city": self.city,
+            "province": self.province,
+            "country": self.country,
+            "created_at": self.created_at.strftime(TIMESTAMP_FORMAT),
+            "updated_at": self.updated_at.strftime(TIMESTAMP_FORMAT),
+            "is_default": bool(self.is_default),
+        }
 
     __tablename__ = "evershop_customer_address"
 
@@ -263,6 +292,45 @@ def create_app(
         access = jwt.encode(claims, jwt_key, algorithm="HS256")
         db.session.commit()
         return jsonify({"data": {"accessToken": access, "refreshToken": new}})
+
+    @app.post("/addresses/<sid>")
+    def add_address(sid: str) -> Response:
+        """Adding an address's floor: the credential read, the customer locked, the
+        session held, the count, the INSERT (no validation)."""
+        body = request.get_json()
+        customer_id = credential(sid).customer_id
+        db.session.execute(
+            sa.select(BareCustomer.customer_id)
+            .where(BareCustomer.customer_id == customer_id)
+            .with_for_update()
+        ).one()
+        hold_session(sid)
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(BareAddress)
+            .where(BareAddress.customer_id == customer_id)
+        )
+        now = _now()
+        fields = {k: body.get(k) for k in ADDRESS_FIELDS}
+        address = BareAddress(
+            uuid=uuid.uuid4().hex, customer_id=customer_id, created_at=now, updated_at=now, **fields
+        )
+        db.session.add(address)
+        db.session.flush()
+        data = address.public()
+        db.session.commit()
+        return jsonify({"data": data})
+
+    @app.get("/addresses/<sid>")
+    def list_addresses(sid: str) -> Response:
+        """Listing addresses' floor: the credential read, the customer's addresses."""
+        customer_id = credential(sid).customer_id
+        rows = db.session.scalars(
+            sa.select(BareAddress)
+            .where(BareAddress.customer_id == customer_id)
+            .order_by(BareAddress.created_at, BareAddress.customer_address_id)
+        ).all()
+        return jsonify({"data": {"items": [row.public() for row in rows]}})
 
     @app.patch("/customers/<sid>")
     def update(sid: str) -> Response:

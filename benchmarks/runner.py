@@ -38,6 +38,16 @@ from . import client, database, machine, server
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 PASSWORD = "correct horse battery staple"
+#: The address every address request adds (the library checks and normalises it).
+ADDRESS = {
+    "full_name": "Bench Customer",
+    "address_1": "1600 Amphitheatre Parkway",
+    "city": "Mountain View",
+    "postcode": "94043",
+    "telephone": "+16502530000",
+    "country": "US",
+    "province": "US-CA",
+}
 #: A cheap hash for the bulk rows: the endpoints measured with them never check it.
 CHEAP_HASH_METHOD = "pbkdf2:sha256:1"
 SECRET_KEY = "bench-" + secrets.token_hex(24)
@@ -58,6 +68,8 @@ TARGETS = {
     "create": 0.95,
     "trusted_token": 0.9,
     "refresh": 0.85,
+    "add_address": 0.85,
+    "list_addresses": 0.85,
 }
 SCALING_TARGET = 1.2
 BASELINES = {
@@ -71,6 +83,8 @@ BASELINES = {
     "create": "generate_password_hash only",
     "trusted_token": "verify the JWT (PyJWT) only",
     "refresh": "the token read (with session, customer), spend it, insert the next, sign a JWT",
+    "add_address": "the credential read, the customer locked, the session held, count, insert",
+    "list_addresses": "the credential read, the customer's addresses",
 }
 
 
@@ -433,6 +447,12 @@ def statement_counts(shop: Shop, login_email: str) -> dict[str, int]:
             "POST", "/api/customer/token/refresh", json={"refreshToken": refresh_token}
         )
         counts["trusted_token"] = trusted_statements(shop, third)
+        counts["add_address"], _ = count(
+            "POST", "/api/customers/me/addresses", json=ADDRESS, headers=bearer(third)
+        )
+        counts["list_addresses"], _ = count(
+            "GET", "/api/customers/me/addresses", headers=bearer(third)
+        )
         return counts
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
@@ -668,6 +688,40 @@ def run(
         "GET /whoami, access token trusted (no session check)",
         trusted(False),
         trusted(True),
+        options.seconds,
+    )
+
+    # Addresses: connection i adds to its own customers' (no two requests lock one
+    # customer at once), then lists them.
+    def adding(bare: bool) -> client.RequestFactory:
+        owned = [itertools.cycle(patch_rows[i::n]) for i in range(n)]
+
+        def make(index: int) -> bytes:
+            row = next(owned[index])
+            path = f"/bare/addresses/{row.sid}" if bare else "/api/customers/me/addresses"
+            return client.http_request(
+                "POST", path, host=where, body=ADDRESS, token=large.token(row)
+            )
+
+        return make
+
+    compare(
+        "add_address", "POST /customers/me/addresses", adding(False), adding(True), options.seconds
+    )
+
+    def listing_addresses(bare: bool) -> client.RequestFactory:
+        requests: list[list[bytes]] = [[] for _ in range(n)]
+        for i, row in enumerate(patch_rows):
+            path = f"/bare/addresses/{row.sid}" if bare else "/api/customers/me/addresses"
+            token = large.token(row)
+            requests[i % n].append(client.http_request("GET", path, host=where, token=token))
+        return cycling(requests)
+
+    compare(
+        "list_addresses",
+        "GET /customers/me/addresses",
+        listing_addresses(False),
+        listing_addresses(True),
         options.seconds,
     )
 

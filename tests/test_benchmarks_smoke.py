@@ -23,6 +23,8 @@ EXPECTED = [
     "patch",
     "get_me",
     "trusted_token",
+    "add_address",
+    "list_addresses",
     "admin_list",
     "logout",
     "delete",

@@ -3,6 +3,7 @@
 It creates, updates (email, full name, password, status), deletes, logs in (with a
 login token, or with an access and a refresh token as a headless client) and logs out,
 refreshes tokens (with the newest refresh token of a session, or a spent one: a replay),
+adds, changes (the default) and deletes addresses of any customer,
 reads one's own record, lists and ends one's own sessions, and resets passwords, in
 random order, as an admin or with any token it holds (live or not, the customer's own
 or someone else's; as a bearer token or in the token cookie), keeps a model of what
@@ -11,6 +12,8 @@ should be, and after every step checks:
 - every token it ever got works exactly while its session is live and its customer
   exists and is active (``PATCH {}`` with it: 200, else 401);
 - a session has at most one unspent refresh token;
+- the address table holds exactly the model's addresses, each with its own customer (none
+  leaks to another), and at most one default per customer;
 - emails are unique by their canonical form, and the table holds exactly the model's;
 - no response carries a password or a hash (conftest's ``CheckedClient`` checks every
   answer for the suite's passwords; this machine also for the wrong one it tries).
@@ -50,6 +53,13 @@ EMAILS = ["ann@example.com", "bob@example.org", "cy@example.net"]
 SPELLINGS = {"lower": str.lower, "upper": str.upper, "title": str.title}
 NAMES = ["Ann Example", "Bob Example", "Cy"]
 STATUSES = [1, 0, "1", "0"]
+ADDRESS = {
+    "full_name": "Ann Example",
+    "address_1": "1 Main Street",
+    "postcode": "94043",
+    "country": "US",
+    "province": "US-CA",
+}
 #: Failed logins per email before 429 (the default of EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES).
 MAX_FAILURES = 5
 
@@ -61,6 +71,8 @@ class Customer:
     password: str
     status: int
     deleted: bool = False
+    #: Address uuid -> whether it is the default.
+    addresses: dict[str, bool] = field(default_factory=dict)
 
     @property
     def canonical(self) -> str:
@@ -425,7 +437,79 @@ class CustomerAPI(RuleBasedStateMachine):
         again = self.call("POST", "/customers/password", json={"token": token, "password": new})
         assert again.get_json()["error"]["message"] == "Token is invalid or expired"
 
+    @rule(data=st.data(), default=st.booleans())
+    def add_address(self, data: Any, default: bool) -> None:
+        headers, session = self.actor(data)
+        target = self.target(data)
+        body = {**ADDRESS, "is_default": default}
+        response = self.call(
+            "POST", f"/customers/{target.uuid}/addresses", json=body, headers=headers
+        )
+        expected = self.denial(session, target)
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if expected is None:
+            if default:
+                target.addresses = dict.fromkeys(target.addresses, False)
+            target.addresses[response.get_json()["data"]["uuid"]] = default
+
+    def an_address(self, data: Any) -> tuple[Customer, str] | None:
+        owned = [(c, a) for c in self.model.customers.values() for a in c.addresses]
+        if not owned:
+            return None
+        return data.draw(st.sampled_from(owned), label="address")  # type: ignore[no-any-return]
+
+    @rule(data=st.data(), default=st.booleans())
+    def change_default(self, data: Any, default: bool) -> None:
+        chosen = self.an_address(data)
+        if chosen is None:
+            return
+        owner, address = chosen
+        headers, session = self.actor(data)
+        url = f"/customers/{owner.uuid}/addresses/{address}"
+        response = self.call("PATCH", url, json={"is_default": default}, headers=headers)
+        expected = self.denial(session, owner)
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if expected is None:
+            if default:
+                owner.addresses = dict.fromkeys(owner.addresses, False)
+            owner.addresses[address] = default
+            assert response.get_json()["data"]["is_default"] is default
+
+    @rule(data=st.data())
+    def delete_address(self, data: Any) -> None:
+        chosen = self.an_address(data)
+        if chosen is None:
+            return
+        owner, address = chosen
+        headers, session = self.actor(data)
+        url = f"/customers/{owner.uuid}/addresses/{address}"
+        response = self.call("DELETE", url, headers=headers)
+        expected = self.denial(session, owner)
+        assert response.status_code == (expected or 200), (expected, response.get_json())
+        if expected is None:
+            del owner.addresses[address]
+
     # -- invariants -------------------------------------------------------------------
+
+    @invariant()
+    def addresses_stay_with_their_customer_and_one_default_at_most(self) -> None:
+        Address, Customer_ = customers.models.Address, customers.models.Customer
+        with self.app.app_context():
+            rows = db.session.execute(
+                sa.select(Customer_.uuid, Address.uuid, Address.is_default).join(
+                    Customer_, Customer_.customer_id == Address.customer_id
+                )
+            ).all()
+        found = {(owner, address, bool(default)) for owner, address, default in rows}
+        expected = {
+            (c.uuid, address, default)
+            for c in self.model.customers.values()
+            if not c.deleted
+            for address, default in c.addresses.items()
+        }
+        assert found == expected
+        owners = Counter(owner for owner, _, default in found if default)
+        assert all(count == 1 for count in owners.values())
 
     @invariant()
     def tokens_work_exactly_while_their_session_is_live(self) -> None:
