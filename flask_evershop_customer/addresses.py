@@ -64,6 +64,16 @@ class Addresses(CustomerTables):
     def _columns(self) -> list[sa.ColumnElement[Any]]:
         return [self._table.c[name] for name in RECORD_COLUMNS]
 
+    @functools.cached_property
+    def _count(self) -> sa.Select[Any]:
+        """How many addresses the bound ``customer_id`` has, built once."""
+        table = self._table
+        return (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c.customer_id == sa.bindparam("customer_id"))
+        )
+
     def of(self, actor: Actor, customer_uuid: str) -> list[AddressRecord]:
         """The customer's addresses, oldest first, for an admin or that customer
         (:class:`NotFound`, then :class:`Forbidden`, as for a customer's record)."""
@@ -86,11 +96,7 @@ class Addresses(CustomerTables):
 
         def work(_attempt: int) -> Unit[AddressRecord]:
             self._accounts.locked_for(actor, customer.customer_id)
-            count = self._uow.session.scalar(
-                sa.select(sa.func.count())
-                .select_from(table)
-                .where(table.c.customer_id == customer.customer_id)
-            )
+            count = self._uow.session.scalar(self._count, {"customer_id": customer.customer_id})
             if (count or 0) >= limit:
                 raise Conflict(f"A customer can have at most {limit} addresses")
             if request.is_default:
@@ -172,11 +178,11 @@ class Addresses(CustomerTables):
         return self._write(work)
 
     def _write(self, work: Callable[[int], Unit[AddressRecord]]) -> AddressRecord:
-        """Run a write to a customer's addresses in a transaction of its own, whose first
-        statement takes the customer's lock: every read after it sees what the writes
-        before it committed (MySQL's REPEATABLE READ would otherwise answer them from a
-        snapshot taken by the request's earlier reads)."""
-        self._uow.end_read()
+        """Run a write to a customer's addresses, whose first statement takes the
+        customer's lock: every read after it sees what the writes before it committed
+        (MySQL's REPEATABLE READ would otherwise answer them from a snapshot taken by the
+        request's earlier reads)."""
+        self._uow.read_what_is_committed()
         return self._uow.run(work, locking=True)
 
     def _address(self, customer_id: int, address_uuid: str) -> AddressRecord:

@@ -81,6 +81,21 @@ class UnitOfWork:
         snapshot, lock or connection is held meanwhile. Loaded objects are expired."""
         self.session.rollback()
 
+    def read_what_is_committed(self) -> None:
+        """Before a unit that starts by locking: make sure its reads will see what was
+        committed before its lock. Under REPEATABLE READ (MySQL's default) a transaction
+        reads from the snapshot of its first read, which the request may have taken long
+        before: that transaction is ended here. Under READ COMMITTED (PostgreSQL's
+        default) every statement reads the latest commits, and on SQLite a locking unit
+        starts a transaction of its own: nothing to do, and no round trip."""
+        connection = self.session.connection()
+        if connection.dialect.name == "sqlite":
+            return
+        options = connection.get_execution_options()
+        level = options.get("isolation_level") or connection.default_isolation_level
+        if level not in ("READ COMMITTED", "READ UNCOMMITTED", "AUTOCOMMIT"):
+            self.session.rollback()
+
     def run(
         self,
         work: Callable[[int], Unit[T]],

@@ -285,6 +285,9 @@ def test_hostile_json_is_400_everywhere(target: Target) -> None:
             (target.url, "patch", target.login.headers),
             (target.url, "delete", target.login.headers),
             (f"/api/customers/sessions/{target.login.sid}", "post", target.login.headers),
+            ("/api/customers/me/addresses", "post", target.login.headers),
+            ("/api/customer/tokens", "post", {}),
+            ("/api/customer/token/refresh", "post", {}),
         ):
             response = post_raw(target.client, url, body, method=method, headers=headers)
             message = envelope(response, 400)
