@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -13,6 +15,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 
 from .errors import UPGRADE_HINT, SchemaMissing, is_missing_schema
+from .importer import ImportSummary, SourceUnreadable
 from .schemas import canonical_email
 from .state import get_state
 
@@ -25,6 +28,7 @@ def add_commands(group: click.Group) -> None:
     group.add_command(purge_sessions)
     group.add_command(unlock)
     group.add_command(check_schema)
+    group.add_command(import_evershop)
 
 
 def _needs_schema(command: F) -> F:
@@ -113,3 +117,60 @@ def unlock(email: str) -> None:
         raise click.BadParameter("not a valid email address", param_hint="EMAIL")
     cleared = get_state().sessions.clear_login_failures(canonical)
     click.echo(f"Cleared {cleared} failed logins for {email}.")
+
+
+@click.command("import-evershop")
+@with_appcontext
+@click.argument("source_url")
+@click.option("--dry-run", is_flag=True, help="Report what would be imported; write nothing.")
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Refresh customers imported before (else they are skipped).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=Path("evershop-import-report.csv"),
+    show_default=True,
+    help="CSV file listing every row that was not imported, and why.",
+)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+@_needs_schema
+def import_evershop(
+    source_url: str, dry_run: bool, update: bool, report_path: Path, batch_size: int
+) -> None:
+    """Copy the customers of the EverShop database at SOURCE_URL (and their addresses),
+    keeping their uuids and bcrypt password hashes: they log in with the passwords they
+    have. One transaction per batch; running again skips (or, with --update, refreshes)
+    the customers already imported."""
+    importer = get_state().importer
+    try:
+        total = importer.count(source_url)
+        with click.progressbar(length=total, label="Importing customers") as bar:
+            summary = importer.run(
+                source_url,
+                dry_run=dry_run,
+                update=update,
+                batch_size=batch_size,
+                progress=bar.update,
+            )
+    except SourceUnreadable as exc:
+        raise click.ClickException(str(exc)) from None
+    _write_report(report_path, summary)
+    verb = "Would import" if dry_run else "Imported"
+    click.echo(
+        f"{'Dry run, nothing written. ' if dry_run else ''}{verb} {summary.imported} customers"
+        f" and {summary.addresses_imported} addresses; {summary.updated} updated,"
+        f" {summary.already_here} already here; skipped {summary.skipped_customers} customers"
+        f" and {summary.skipped_addresses} addresses (listed in {report_path})."
+    )
+
+
+def _write_report(path: Path, summary: ImportSummary) -> None:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["table", "source_id", "uuid", "email", "reason"])
+        for row in summary.skipped:
+            writer.writerow([row.table, row.source_id, row.uuid or "", row.email or "", row.reason])

@@ -19,6 +19,7 @@ from .clock import Clock
 from .config import DEFAULTS, load_settings
 from .customers import Customers
 from .errors import ConfigurationError, Unauthorized
+from .importer import EverShopImport
 from .listing import CustomerListing
 from .models import Models, build_models
 from .own_sessions import OwnSessions
@@ -148,6 +149,7 @@ class EverShopCustomer:
                 clock=clock,
             ),
             admin_sessions=admin_sessions,
+            importer=EverShopImport(uow=uow, models=self.models, settings=settings, clock=clock),
             throttle=throttle,
             tokens=tokens,
             hasher=hasher,

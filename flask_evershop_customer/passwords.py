@@ -1,5 +1,5 @@
 """Password hashing (Werkzeug), the hash-method policy, the password policy, re-hashing
-and the dummy hash."""
+and the dummy hash. Hashes imported from EverShop are checked by :mod:`.evershop_hashes`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from werkzeug.security import (
 )
 
 from .errors import ValidationError
+from .evershop_hashes import check_bcrypt, is_bcrypt_hash
 
 PASSWORD_MAX_LENGTH = 128
 #: OWASP's floor: scrypt N=2^15, r=8, p=3 (or an equal N*p), PBKDF2-HMAC-SHA256 600,000.
@@ -102,6 +103,9 @@ class PasswordHasher:
         if stored_hash is None or "\x00" in candidate:
             check_password_hash(self.dummy_hash, candidate)
             return False
+        if is_bcrypt_hash(stored_hash):
+            # Imported from EverShop: checked as it hashed (the password as sent).
+            return check_bcrypt(stored_hash, password)
         try:
             return check_password_hash(stored_hash, candidate)
         except ValueError:
@@ -109,7 +113,8 @@ class PasswordHasher:
             return False
 
     def needs_rehash(self, stored_hash: str) -> bool:
-        """Whether ``stored_hash`` was made with another method than the configured one."""
+        """Whether ``stored_hash`` was made with another method than the configured one
+        (an imported EverShop hash always is)."""
         return stored_hash.partition("$")[0] != self.method
 
 

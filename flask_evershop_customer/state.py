@@ -12,6 +12,7 @@ from .admins import AdminSessions
 from .clock import Clock
 from .config import Settings
 from .customers import Customers
+from .importer import EverShopImport
 from .listing import CustomerListing
 from .models import Models
 from .own_sessions import OwnSessions
@@ -40,6 +41,7 @@ class AppState:
     listing: CustomerListing
     resets: PasswordResets
     admin_sessions: AdminSessions
+    importer: EverShopImport
     throttle: Throttle
     tokens: TokenCodec
     hasher: PasswordHasher

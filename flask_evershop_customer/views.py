@@ -54,6 +54,7 @@ from .schemas import (
     parse_reset_request,
     parse_session_ids,
     session_item,
+    undashed_uuid,
 )
 from .state import get_state
 
@@ -428,13 +429,13 @@ ROUTES: Routes = [
     ("/customers/me/addresses", "list_own_addresses", list_own_addresses, ("GET",)),
     ("/customers/me/addresses", "create_own_address", create_own_address, ("POST",)),
     (
-        "/customers/me/addresses/<address_id>",
+        "/customers/me/addresses/<evershop_uuid:address_id>",
         "update_own_address",
         update_own_address,
         ("PATCH",),
     ),
     (
-        "/customers/me/addresses/<address_id>",
+        "/customers/me/addresses/<evershop_uuid:address_id>",
         "delete_own_address",
         delete_own_address,
         ("DELETE",),
@@ -452,13 +453,13 @@ ROUTES: Routes = [
         ("POST",),
     ),
     (
-        "/customers/<evershop_customer_id:customer_id>/addresses/<address_id>",
+        "/customers/<evershop_customer_id:customer_id>/addresses/<evershop_uuid:address_id>",
         "update_address",
         update_address,
         ("PATCH",),
     ),
     (
-        "/customers/<evershop_customer_id:customer_id>/addresses/<address_id>",
+        "/customers/<evershop_customer_id:customer_id>/addresses/<evershop_uuid:address_id>",
         "delete_address",
         delete_address,
         ("DELETE",),
@@ -488,16 +489,26 @@ STOREFRONT_ROUTES: Routes = [
 ]
 
 
-class CustomerIdConverter(BaseConverter):
-    """A path segment naming a customer: anything but the fixed names beside it, so that
-    a wrong method on ``/customers/sessions`` (or ``me``) is a 405, not a customer lookup.
-    Malformed ids still reach the views, which answer 404 ``Invalid customer id``."""
+class UuidConverter(BaseConverter):
+    """A path segment naming a customer or an address by its uuid. EverShop's dashed
+    form (``9f1c…-…``), which clients that stored EverShop's ids send, names the same
+    one. Malformed ids still reach the views, which answer 404."""
+
+    def to_python(self, value: str) -> str:
+        return undashed_uuid(value)
+
+
+class CustomerIdConverter(UuidConverter):
+    """A customer's uuid: anything but the fixed names beside it, so that a wrong method
+    on ``/customers/sessions`` (or ``me``) is a 405, not a customer lookup."""
 
     regex = r"(?!sessions$|openapi\.json$|me$|reset-password$|password$)[^/]+"
 
 
 def _add_converter(state: BlueprintSetupState) -> None:
-    state.app.url_map.converters.setdefault("evershop_customer_id", CustomerIdConverter)
+    converters = state.app.url_map.converters
+    converters.setdefault("evershop_customer_id", CustomerIdConverter)
+    converters.setdefault("evershop_uuid", UuidConverter)
 
 
 _SLASHES = re.compile(r"/{2,}")

@@ -1,0 +1,567 @@
+"""The EverShop import: customers and their addresses read straight from an EverShop
+database (PostgreSQL for 1.x/2.x and rc.3, MySQL/MariaDB for rc.2) and written into the
+extension's tables, bcrypt password hashes included. No request objects.
+
+One transaction per batch of customers, so an interrupted run keeps the batches it
+committed, and running again skips the customers already here (their uuid is kept) or,
+with ``update``, refreshes them. Emails that are one by their canonical form (EverShop's
+are case-sensitive) are never merged: every customer of such a group is skipped and
+reported, and so is any row that cannot be imported as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuid_module
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, NoSuchTableError
+
+from .address_schemas import AddressFields, parse_address
+from .config import Settings
+from .errors import EverShopCustomerError, ValidationError
+from .evershop_hashes import is_bcrypt_hash
+from .models import FULL_NAME_MAX_LENGTH, CustomerStatus, Models
+from .schemas import canonical_email
+from .unit_of_work import Unit, UnitOfWork
+
+#: A uuid as EverShop stores it: dashed (PostgreSQL's UUID) or 32 hex characters (rc.2).
+_SOURCE_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+CUSTOMER_COLUMNS = ("customer_id", "uuid", "status", "email", "password", "full_name")
+ADDRESS_FIELDS = (
+    "full_name",
+    "address_1",
+    "address_2",
+    "city",
+    "postcode",
+    "telephone",
+    "country",
+    "province",
+)
+
+
+class SourceUnreadable(EverShopCustomerError):
+    """The source cannot be read as an EverShop database (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A source row that was not imported, and why."""
+
+    table: str
+    source_id: int
+    uuid: str | None
+    email: str | None
+    reason: str
+
+
+@dataclass
+class ImportSummary:
+    """What an import did (or, dry, would do)."""
+
+    customers: int = 0
+    imported: int = 0
+    updated: int = 0
+    already_here: int = 0
+    addresses_imported: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def skipped_customers(self) -> int:
+        return sum(1 for row in self.skipped if row.table == "customer")
+
+    @property
+    def skipped_addresses(self) -> int:
+        return sum(1 for row in self.skipped if row.table == "customer_address")
+
+
+@dataclass(frozen=True)
+class _Customer:
+    """A source customer, mapped to the extension's columns."""
+
+    source_id: int
+    values: dict[str, Any]
+
+
+class EverShopImport:
+    """Copies an EverShop shop's customers into one app's tables."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        models: Models,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._uow = uow
+        self._models = models
+        self._settings = settings
+        self._clock = clock
+
+    def run(
+        self,
+        source_url: str,
+        *,
+        dry_run: bool = False,
+        update: bool = False,
+        batch_size: int = 1000,
+        progress: Callable[[int], None] = lambda _done: None,
+    ) -> ImportSummary:
+        """Import every customer of the EverShop database at ``source_url``, and their
+        addresses. ``progress(n)`` is called after each batch of ``n`` customers.
+        :class:`SourceUnreadable` when the source cannot be read."""
+        engine = _source_engine(source_url)
+        try:
+            with engine.connect() as source:
+                return self._run(source, dry_run, update, batch_size, progress)
+        except (DBAPIError, NoSuchTableError) as exc:
+            raise SourceUnreadable(
+                f"cannot read the EverShop database at {_safe(source_url)}: {_first_line(exc)}"
+            ) from None
+        finally:
+            engine.dispose()
+
+    def count(self, source_url: str) -> int:
+        """How many customers the source has (for a progress bar)."""
+        engine = _source_engine(source_url)
+        try:
+            with engine.connect() as source:
+                customers = _reflect(source, "customer")
+                return int(source.scalar(sa.select(sa.func.count()).select_from(customers)) or 0)
+        except (DBAPIError, NoSuchTableError) as exc:
+            raise SourceUnreadable(
+                f"cannot read the EverShop database at {_safe(source_url)}: {_first_line(exc)}"
+            ) from None
+        finally:
+            engine.dispose()
+
+    # -- the run ----------------------------------------------------------------------
+
+    def _run(
+        self,
+        source: sa.Connection,
+        dry_run: bool,
+        update: bool,
+        batch_size: int,
+        progress: Callable[[int], None],
+    ) -> ImportSummary:
+        customers = _reflect(source, "customer")
+        missing = [name for name in CUSTOMER_COLUMNS if name not in customers.c]
+        if missing:
+            raise SourceUnreadable(f"the customer table has no column {', '.join(missing)}")
+        addresses = _reflect(source, "customer_address", required=False)
+        summary = ImportSummary()
+        colliding = self._colliding_emails(source, customers, summary)
+        for batch in _batches(source, customers, batch_size):
+            summary.customers += len(batch)
+            mapped: list[_Customer] = []
+            for row in batch:
+                if row["customer_id"] in colliding:
+                    summary.skipped.append(_skip(row, colliding[row["customer_id"]]))
+                    continue
+                customer = self._map(row, summary)
+                if customer is not None:
+                    mapped.append(customer)
+            rows = _addresses_of(source, addresses, [c.source_id for c in mapped])
+            self._write_batch(mapped, rows, summary, dry_run=dry_run, update=update)
+            progress(len(batch))
+        return summary
+
+    def _colliding_emails(
+        self, source: sa.Connection, customers: sa.Table, summary: ImportSummary
+    ) -> dict[int, str]:
+        """Source customers whose emails are one by their canonical form, each with the
+        reason it is skipped (EverShop compares emails case-sensitively)."""
+        groups: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for customer_id, email in source.execute(
+            sa.select(customers.c.customer_id, customers.c.email)
+        ):
+            canonical = canonical_email(email) if isinstance(email, str) else None
+            if canonical is not None:
+                groups[canonical].append((customer_id, email))
+        reasons: dict[int, str] = {}
+        for members in groups.values():
+            if len(members) > 1:
+                for customer_id, _email in members:
+                    others = ", ".join(str(other) for other, _ in members if other != customer_id)
+                    reasons[customer_id] = (
+                        f"email is the same as customer {others}'s once letter case and"
+                        " Unicode forms are ignored: merge them in EverShop, then import again"
+                    )
+        return reasons
+
+    def _map(self, row: Mapping[str, Any], summary: ImportSummary) -> _Customer | None:
+        """The extension's columns for a source customer, or None (reported) when it
+        cannot be imported as it is."""
+        uuid = _uuid(row["uuid"])
+        if uuid is None:
+            summary.skipped.append(_skip(row, f"uuid {row['uuid']!r} is not a UUID"))
+            return None
+        email = row["email"]
+        canonical = canonical_email(email) if isinstance(email, str) else None
+        if canonical is None:
+            summary.skipped.append(_skip(row, "email is not a valid address"))
+            return None
+        status = row["status"]
+        if status not in (CustomerStatus.DISABLED, CustomerStatus.ACTIVE):
+            summary.skipped.append(_skip(row, f"status {status!r} is neither 0 nor 1"))
+            return None
+        full_name = row["full_name"] or ""
+        if len(full_name) > FULL_NAME_MAX_LENGTH:
+            summary.skipped.append(_skip(row, "full_name is longer than 255 characters"))
+            return None
+        password = row["password"]
+        if not isinstance(password, str) or not is_bcrypt_hash(password):
+            summary.skipped.append(
+                _skip(row, "password is not a bcrypt hash: the customer could never log in")
+            )
+            return None
+        now = self._clock()
+        created = _utc(row.get("created_at")) or now
+        values = {
+            "uuid": uuid,
+            "status": int(status),
+            "group_id": int(row.get("group_id") or 1),
+            "email": email,
+            "email_canonical": canonical,
+            "full_name": full_name,
+            "password_hash": password,
+            "created_at": created,
+            "updated_at": _utc(row.get("updated_at")) or created,
+        }
+        return _Customer(int(row["customer_id"]), values)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _write_batch(
+        self,
+        batch: list[_Customer],
+        addresses: dict[int, list[Mapping[str, Any]]],
+        summary: ImportSummary,
+        *,
+        dry_run: bool,
+        update: bool,
+    ) -> None:
+        """One transaction: the batch's new customers, refreshed ones (``update``), and
+        their addresses. A dry run decides the same and writes nothing."""
+
+        def work(_attempt: int) -> Unit[ImportSummary]:
+            counts = ImportSummary()
+            here = self._customers_here(batch)
+            new: list[_Customer] = []
+            refreshed: list[tuple[_Customer, Mapping[str, Any]]] = []
+            for customer in batch:
+                values = customer.values
+                holder = here["email"].get(values["email_canonical"])
+                if holder is not None and holder["uuid"] != values["uuid"]:
+                    reason = f"email is already used here by customer {holder['uuid']}"
+                    counts.skipped.append(_skip_mapped(customer, reason))
+                elif values["uuid"] not in here["uuid"]:
+                    new.append(customer)
+                elif update:
+                    refreshed.append((customer, here["uuid"][values["uuid"]]))
+                else:
+                    counts.already_here += 1
+            counts.imported, counts.updated = len(new), len(refreshed)
+            if dry_run:
+                for customer in [*new, *(c for c, _ in refreshed)]:
+                    rows = addresses.get(customer.source_id, [])
+                    counts.addresses_imported += len(self._mapped_addresses(rows, counts))
+                return Unit(counts)
+            ids = self._insert(new)
+            for customer, stored in refreshed:
+                self._refresh(customer, stored)
+                ids[customer.values["uuid"]] = stored["customer_id"]
+            present = self._addresses_here([stored["customer_id"] for _, stored in refreshed])
+            counts.addresses_imported = self._insert_addresses(
+                [*new, *(c for c, _ in refreshed)], ids, present, addresses, counts
+            )
+            return Unit(counts)
+
+        if dry_run:
+            result = work(1).result
+            self._uow.session.rollback()
+        else:
+            result = self._uow.run(work)
+        summary.imported += result.imported
+        summary.updated += result.updated
+        summary.already_here += result.already_here
+        summary.addresses_imported += result.addresses_imported
+        summary.skipped.extend(result.skipped)
+
+    def _customers_here(self, batch: list[_Customer]) -> dict[str, dict[str, Any]]:
+        """The extension's customers that share a uuid or a canonical email with the
+        batch, by uuid and by canonical email."""
+        table = self._models.Customer.__table__
+        uuids = [c.values["uuid"] for c in batch]
+        emails = [c.values["email_canonical"] for c in batch]
+        found: dict[str, dict[str, Any]] = {"uuid": {}, "email": {}}
+        if not batch:
+            return found
+        rows = self._uow.session.execute(
+            sa.select(
+                table.c.customer_id,
+                table.c.uuid,
+                table.c.email_canonical,
+                table.c.password_hash,
+                table.c.status,
+                table.c.version,
+            ).where(sa.or_(table.c.uuid.in_(uuids), table.c.email_canonical.in_(emails)))
+        ).mappings()
+        for row in rows:
+            found["uuid"][row["uuid"]] = dict(row)
+            found["email"][row["email_canonical"]] = dict(row)
+        return found
+
+    def _insert(self, new: list[_Customer]) -> dict[str, int]:
+        """Insert the new customers; their ids by uuid."""
+        if not new:
+            return {}
+        table = self._models.Customer.__table__
+        self._uow.session.execute(sa.insert(table), [{**c.values, "version": 1} for c in new])
+        uuids = [c.values["uuid"] for c in new]
+        return dict(
+            self._uow.session.execute(
+                sa.select(table.c.uuid, table.c.customer_id).where(table.c.uuid.in_(uuids))
+            ).all()
+        )
+
+    def _refresh(self, customer: _Customer, stored: Mapping[str, Any]) -> None:
+        """``update``: the customer's fields as EverShop has them now. A password hash
+        set or upgraded here is kept; a new EverShop password, or a disable, ends the
+        customer's sessions here, as such a change made here would."""
+        table, sessions = self._models.Customer.__table__, self._models.LoginSession.__table__
+        values = dict(customer.values)
+        del values["uuid"]
+        new_password = values["password_hash"] != stored["password_hash"]
+        if not is_bcrypt_hash(stored["password_hash"]):
+            del values["password_hash"]
+            new_password = False
+        values["version"] = stored["version"] + 1
+        self._uow.session.execute(
+            sa.update(table).where(table.c.customer_id == stored["customer_id"]).values(**values)
+        )
+        if new_password or values["status"] != CustomerStatus.ACTIVE:
+            self._uow.session.execute(
+                sa.update(sessions)
+                .where(
+                    sessions.c.customer_id == stored["customer_id"],
+                    sessions.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=self._clock())
+            )
+
+    def _addresses_here(self, customer_ids: list[int]) -> dict[int, list[tuple[str, bool]]]:
+        """The addresses these customers already have here: (uuid, is default)."""
+        found: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+        if customer_ids:
+            table = self._models.Address.__table__
+            for customer_id, uuid, is_default in self._uow.session.execute(
+                sa.select(table.c.customer_id, table.c.uuid, table.c.is_default).where(
+                    table.c.customer_id.in_(customer_ids)
+                )
+            ):
+                found[customer_id].append((uuid, bool(is_default)))
+        return found
+
+    def _insert_addresses(
+        self,
+        customers: list[_Customer],
+        ids: Mapping[str, int],
+        present: Mapping[int, list[tuple[str, bool]]],
+        addresses: Mapping[int, list[Mapping[str, Any]]],
+        counts: ImportSummary,
+    ) -> int:
+        """Insert the addresses of ``customers`` that are not here yet (within the limit
+        per customer, one default at most); how many."""
+        rows: list[dict[str, Any]] = []
+        for customer in customers:
+            customer_id = ids[customer.values["uuid"]]
+            mapped = self._mapped_addresses(addresses.get(customer.source_id, []), counts)
+            here = present.get(customer_id, [])
+            known = {uuid for uuid, _ in here}
+            has_default = any(default for _, default in here)
+            room = self._settings.max_addresses - len(here)
+            for values in mapped:
+                source_id = values.pop("source_id")
+                if values["uuid"] in known:
+                    continue
+                if room <= 0:
+                    limit = self._settings.max_addresses
+                    counts.skipped.append(
+                        Skipped(
+                            "customer_address",
+                            source_id,
+                            values["uuid"],
+                            None,
+                            f"the customer already has {limit} addresses",
+                        )
+                    )
+                    continue
+                room -= 1
+                if values["is_default"] and has_default:
+                    values["is_default"] = None
+                has_default = has_default or bool(values["is_default"])
+                rows.append({**values, "customer_id": customer_id})
+        if rows:
+            self._uow.session.execute(sa.insert(self._models.Address.__table__), rows)
+        return len(rows)
+
+    def _mapped_addresses(
+        self, rows: list[Mapping[str, Any]], counts: ImportSummary
+    ) -> list[dict[str, Any]]:
+        """The customer's source addresses that pass the extension's checks, mapped to
+        its columns; one default at most (the newest of several)."""
+        mapped: list[dict[str, Any]] = []
+        for row in rows:
+            values: dict[str, Any] = {"source_id": int(row["customer_address_id"])}
+            uuid = _uuid(row.get("uuid"))
+            if uuid is None:
+                counts.skipped.append(_skip_address(values, "uuid is not a UUID"))
+                continue
+            values["uuid"] = uuid
+            body = {name: row.get(name) for name in ADDRESS_FIELDS}
+            if body["telephone"] is not None:
+                body["telephone"] = str(body["telephone"])
+            try:
+                fields: AddressFields = parse_address(body).fields
+            except ValidationError as error:
+                counts.skipped.append(_skip_address(values, error.message))
+                continue
+            created = _utc(row.get("created_at")) or self._clock()
+            values.update(
+                fields.values(),
+                created_at=created,
+                updated_at=_utc(row.get("updated_at")) or created,
+                is_default=True if row.get("is_default") else None,
+            )
+            mapped.append(values)
+        defaults = [values for values in mapped if values["is_default"]]
+        for values in defaults[:-1]:
+            values["is_default"] = None
+        return mapped
+
+
+# -- the source -------------------------------------------------------------------------
+
+
+def _source_engine(source_url: str) -> sa.Engine:
+    try:
+        engine = sa.create_engine(source_url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise SourceUnreadable(
+            f"not a database URL SQLAlchemy can use: {_safe(source_url)} ({exc})"
+        ) from None
+    if engine.dialect.name in ("mysql", "mariadb"):
+        # TIMESTAMP columns are read in the session's time zone: make it UTC.
+        @sa.event.listens_for(engine, "connect")
+        def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SET time_zone = '+00:00'")
+            cursor.close()
+
+    return engine
+
+
+def _reflect(source: sa.Connection, name: str, *, required: bool = True) -> sa.Table:
+    try:
+        return sa.Table(name, sa.MetaData(), autoload_with=source)
+    except NoSuchTableError:
+        if required:
+            raise SourceUnreadable(
+                f"the source has no {name} table: is it EverShop's database?"
+            ) from None
+        return sa.Table(name, sa.MetaData())
+
+
+def _batches(
+    source: sa.Connection, customers: sa.Table, size: int
+) -> Iterator[list[dict[str, Any]]]:
+    """The source customers in ``customer_id`` order, ``size`` at a time (keyset pages:
+    each costs the same however far the run has got)."""
+    last = None
+    while True:
+        query = sa.select(customers).order_by(customers.c.customer_id).limit(size)
+        if last is not None:
+            query = query.where(customers.c.customer_id > last)
+        rows = [dict(row) for row in source.execute(query).mappings()]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]["customer_id"]
+
+
+def _addresses_of(
+    source: sa.Connection, addresses: sa.Table, customer_ids: list[int]
+) -> dict[int, list[Mapping[str, Any]]]:
+    found: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    if not customer_ids or "customer_id" not in addresses.c:
+        return found
+    query = (
+        sa.select(addresses)
+        .where(addresses.c.customer_id.in_(customer_ids))
+        .order_by(addresses.c.customer_id, addresses.c.customer_address_id)
+    )
+    for row in source.execute(query).mappings():
+        found[int(row["customer_id"])].append(dict(row))
+    return found
+
+
+def _uuid(value: object) -> str | None:
+    """A source uuid as the extension stores it (32 lowercase hex characters)."""
+    if isinstance(value, uuid_module.UUID):
+        return value.hex
+    if isinstance(value, str) and _SOURCE_UUID.fullmatch(value.strip()):
+        return value.strip().replace("-", "").lower()
+    return None
+
+
+def _utc(value: object) -> datetime | None:
+    """A source timestamp in naive UTC (TIMESTAMPTZ comes aware; MySQL's TIMESTAMP is
+    read in a UTC session)."""
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.replace(microsecond=0)
+
+
+def _skip(row: Mapping[str, Any], reason: str) -> Skipped:
+    email = row.get("email")
+    return Skipped(
+        "customer",
+        int(row["customer_id"]),
+        _uuid(row.get("uuid")) or (str(row.get("uuid")) if row.get("uuid") is not None else None),
+        email if isinstance(email, str) else None,
+        reason,
+    )
+
+
+def _skip_mapped(customer: _Customer, reason: str) -> Skipped:
+    values = customer.values
+    return Skipped("customer", customer.source_id, values["uuid"], values["email"], reason)
+
+
+def _skip_address(values: Mapping[str, Any], reason: str) -> Skipped:
+    return Skipped("customer_address", int(values["source_id"]), values.get("uuid"), None, reason)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(an unreadable URL)"
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {str(orig).partition(chr(10))[0]}"

@@ -1,0 +1,284 @@
+"""``flask customers import-evershop``: EverShop-shaped databases of each era (HEAD and
+rc.3 on PostgreSQL, rc.2 on MariaDB) with real bcrypt hashes, imported through Flask's
+CLI runner; then those customers log in with the passwords they had, are re-hashed, and
+their tokens work.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from flask import Flask
+
+from flask_evershop_customer import evershop_hashes
+
+from .conftest import AppFactory, fresh_database, state_of, table_contents
+from .evershop_source import ERAS, Source, bcryptjs_hash
+
+PASSWORD = "correct horse battery"
+TAGGED = "my <b>bold</b> password"
+ADDRESS = {
+    "full_name": "Alice Example",
+    "address_1": "1600 Amphitheatre Parkway",
+    "postcode": "94043",
+    "city": "Mountain View",
+    "telephone": "(650) 253-0000",
+    "country": "US",
+    "province": "US-CA",
+}
+
+
+@pytest.fixture
+def source_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``source_factory(era)``: an empty EverShop database of that era."""
+    stack: list[Any] = []
+
+    def make(era: str) -> Source:
+        manager = fresh_database(ERAS[era], tmp_path_factory)
+        url = manager.__enter__()
+        stack.append(manager)
+        source = Source(era, url)
+        stack.append(source)
+        return source
+
+    yield make
+    for item in reversed(stack):
+        if isinstance(item, Source):
+            item.dispose()
+        else:
+            item.__exit__(None, None, None)
+
+
+def run_import(app: Flask, source: Source, tmp_path: Path, *args: str) -> Result:
+    report = tmp_path / "report.csv"
+    return app.test_cli_runner().invoke(
+        args=["customers", "import-evershop", source.url, "--report", str(report), *args]
+    )
+
+
+def report_rows(tmp_path: Path) -> list[dict[str, str]]:
+    with (tmp_path / "report.csv").open(encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def login(app: Flask, email: str, password: str) -> Any:
+    client = app.test_client(use_cookies=False)
+    return client.post("/api/customers/sessions", json={"email": email, "password": password})
+
+
+def stored_hash(app: Flask, email: str) -> str:
+    [row] = [r for r in table_contents(app)["evershop_customer"] if r["email"] == email]
+    return str(row["password_hash"])
+
+
+@pytest.mark.parametrize("era", sorted(ERAS))
+def test_customers_log_in_with_their_evershop_passwords(
+    app: Flask, source_factory: Any, tmp_path: Path, era: str
+) -> None:
+    source = source_factory(era)
+    created = datetime(2024, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=7)))
+    alice = source.customer("alice@example.com", created_at=created)
+    source.customer("bob@example.com", TAGGED, full_name=None)
+    source.customer("carol@example.com", status=0)
+    source.address("alice@example.com", **ADDRESS, is_default=True)
+    source.address("alice@example.com", **{**ADDRESS, "country": "United States"})
+
+    result = run_import(app, source, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (
+        "Imported 3 customers and 1 addresses; 0 updated, 0 already here; skipped 0 customers"
+        " and 1 addresses" in result.output
+    )
+    [skipped] = report_rows(tmp_path)
+    assert skipped["table"] == "customer_address"
+    assert skipped["reason"] == "/country must be an ISO 3166-1 alpha-2 code"
+
+    customers = {row["email"]: row for row in table_contents(app)["evershop_customer"]}
+    row = customers["alice@example.com"]
+    assert row["uuid"] == alice.replace("-", "")
+    assert row["full_name"] == "Alice Example" and row["status"] == 1
+    if era != "rc2":  # rc.2's TIMESTAMP columns were written in the server's zone
+        assert row["created_at"] == datetime(2024, 5, 1, 5, 30)
+    assert customers["bob@example.com"]["full_name"] == ""
+    assert row["password_hash"].startswith("$2a$04$")
+
+    # The old passwords work, once, and the hash becomes the configured method's.
+    response = login(app, "alice@example.com", PASSWORD)
+    assert response.status_code == 200, response.get_json()
+    method = state_of(app).settings.password_hash_method
+    assert stored_hash(app, "alice@example.com").startswith(method + "$")
+    token = response.get_json()["data"]["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client(use_cookies=False)
+    # Clients that stored EverShop's dashed ids keep working.
+    dashed = f"/api/customers/{alice if '-' in alice else _dash(alice)}"
+    assert client.get(dashed, headers=headers).get_json()["data"]["uuid"] == row["uuid"]
+    addresses = client.get("/api/customers/me/addresses", headers=headers).get_json()["data"]
+    [address] = addresses["items"]
+    assert (address["telephone"], address["is_default"]) == ("+16502530000", True)
+    assert login(app, "alice@example.com", PASSWORD).status_code == 200  # the new hash
+    # EverShop escaped tag-like text before hashing it.
+    assert login(app, "bob@example.com", TAGGED).status_code == 200
+    assert login(app, "carol@example.com", PASSWORD).status_code == 400  # disabled
+    assert login(app, "alice@example.com", "wrong password").status_code == 400
+
+
+def _dash(hex32: str) -> str:
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
+
+
+def test_a_second_run_skips_what_is_here_and_update_refreshes_it(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    source = source_factory("head")
+    source.customer("alice@example.com")
+    assert run_import(app, source, tmp_path).exit_code == 0
+    again = run_import(app, source, tmp_path)
+    assert "Imported 0 customers and 0 addresses; 0 updated, 1 already here" in again.output
+    assert login(app, "alice@example.com", PASSWORD).status_code == 200  # re-hashed here
+    with source.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE customer SET full_name = 'Alice Renamed'")
+        connection.exec_driver_sql(
+            f"UPDATE customer SET password = '{bcryptjs_hash('an older password')}'"
+        )
+    updated = run_import(app, source, tmp_path, "--update")
+    assert "0 customers and 0 addresses; 1 updated" in updated.output
+    [row] = table_contents(app)["evershop_customer"]
+    assert row["full_name"] == "Alice Renamed"
+    # The password set (or upgraded) here is kept: EverShop's older hash does not come back.
+    assert login(app, "alice@example.com", PASSWORD).status_code == 200
+
+
+def test_update_takes_a_new_evershop_password_and_ends_the_sessions(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    source = source_factory("head")
+    source.customer("alice@example.com")
+    run_import(app, source, tmp_path)
+    # Not logged in here yet, so the hash is still EverShop's; then its password changes.
+    with source.engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"UPDATE customer SET password = '{bcryptjs_hash('a new password here')}'"
+        )
+    state_of(app)  # the app is set up
+    with app.app_context():
+        session = state_of(app).sessions.open_session(
+            table_contents(app)["evershop_customer"][0]["uuid"]
+        )
+    run_import(app, source, tmp_path, "--update")
+    assert login(app, "alice@example.com", PASSWORD).status_code == 400
+    assert login(app, "alice@example.com", "a new password here").status_code == 200
+    sessions = {r["sid"]: r for r in table_contents(app)["evershop_customer_session"]}
+    assert sessions[session.sid]["revoked_at"] is not None
+
+
+def test_emails_that_are_one_are_skipped_and_reported_never_merged(
+    app_factory: AppFactory, source_factory: Any, tmp_path: Path
+) -> None:
+    app = app_factory()
+    source = source_factory("head")
+    first = source.customer("Dave@Example.com")
+    second = source.customer("dave@example.com")
+    source.customer("not an email")
+    source.customer("erin@example.com")
+    # A customer registered in the new shop already holds Erin's email.
+    client = app.test_client(use_cookies=False)
+    body = {"email": "ERIN@example.com", "password": "a password of hers", "full_name": "Erin"}
+    assert client.post("/api/customers", json=body).status_code == 200
+    result = run_import(app, source, tmp_path)
+    assert "Imported 0 customers" in result.output and "skipped 4 customers" in result.output
+    reasons = {row["uuid"]: row["reason"] for row in report_rows(tmp_path)}
+    assert "letter case" in reasons[first.replace("-", "")]
+    assert "letter case" in reasons[second.replace("-", "")]
+    assert any(reason == "email is not a valid address" for reason in reasons.values())
+    assert any(reason.startswith("email is already used here") for reason in reasons.values())
+    assert [r["email"] for r in table_contents(app)["evershop_customer"]] == ["ERIN@example.com"]
+
+
+def test_a_dry_run_writes_nothing(app: Flask, source_factory: Any, tmp_path: Path) -> None:
+    source = source_factory("head")
+    source.customer("alice@example.com")
+    source.address("alice@example.com", **ADDRESS)
+    result = run_import(app, source, tmp_path, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Dry run, nothing written. Would import 1 customers and 1 addresses" in result.output
+    assert table_contents(app)["evershop_customer"] == []
+
+
+def test_an_interrupted_run_resumes_cleanly(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    source = source_factory("head")
+    for number in range(5):
+        source.customer(f"customer{number}@example.com")
+
+    def interrupt(_done: int) -> None:
+        raise KeyboardInterrupt
+
+    with app.app_context(), pytest.raises(KeyboardInterrupt):
+        state_of(app).importer.run(source.url, batch_size=2, progress=interrupt)
+    assert len(table_contents(app)["evershop_customer"]) == 2  # the first batch committed
+    result = run_import(app, source, tmp_path, "--batch-size", "2")
+    assert "Imported 3 customers and 0 addresses; 0 updated, 2 already here" in result.output
+    assert len(table_contents(app)["evershop_customer"]) == 5
+
+
+def test_an_unreadable_source_is_one_line_without_its_password(app: Flask, tmp_path: Path) -> None:
+    url = "postgresql+psycopg://shop:s3cret-pw@127.0.0.1:1/nowhere"
+    result = app.test_cli_runner().invoke(args=["customers", "import-evershop", url])
+    assert result.exit_code == 1
+    assert "cannot read the EverShop database at postgresql+psycopg://shop:***@" in result.output
+    assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+    other = app.test_cli_runner().invoke(args=["customers", "import-evershop", "nonsense"])
+    assert other.exit_code == 1 and "not a database URL" in other.output
+
+
+def test_without_the_bcrypt_package_such_a_login_fails_plainly_and_says_why(
+    app: Flask,
+    source_factory: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = source_factory("head")
+    source.customer("alice@example.com")
+    run_import(app, source, tmp_path)
+    monkeypatch.setattr(evershop_hashes, "_bcrypt", lambda: None)
+    with caplog.at_level(logging.ERROR, logger="flask_evershop_customer.evershop_hashes"):
+        response = login(app, "alice@example.com", PASSWORD)
+    assert response.get_json() == {"error": {"status": 400, "message": "Invalid email or password"}}
+    assert evershop_hashes.INSTALL_HINT in caplog.text
+
+
+# -- bcrypt as bcryptjs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "also"),
+    [
+        ("x" * 72, ["x" * 72 + "anything after the 72nd byte"]),  # bcryptjs reads 72 bytes
+        ("é" * 40, ["é" * 36]),  # 80 UTF-8 bytes: the first 72 count
+        (TAGGED, []),
+    ],
+)
+def test_bcrypt_hashes_are_checked_as_bcryptjs_made_them(password: str, also: list[str]) -> None:
+    stored = bcryptjs_hash(password)
+    assert evershop_hashes.is_bcrypt_hash(stored)
+    for candidate in [password, *also]:
+        assert evershop_hashes.check_bcrypt(stored, candidate)
+    assert not evershop_hashes.check_bcrypt(stored, "!" + password[1:])
+    assert not evershop_hashes.check_bcrypt(stored, "\x00" + password)
+
+
+def test_escape_tags_matches_evershop() -> None:
+    assert evershop_hashes.escape_tags("a <b>c</b> <a href='x'>d") == (
+        "a &lt;b&gt;c&lt;/b&gt; &lt;a href='x'&gt;d"
+    )
+    assert evershop_hashes.escape_tags("1 < 2 and 3 > 2 <3 <-> <>") == "1 < 2 and 3 > 2 <3 <-> <>"
