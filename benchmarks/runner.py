@@ -33,7 +33,7 @@ from werkzeug.security import generate_password_hash
 from flask_evershop_customer.clock import utcnow
 from flask_evershop_customer.config import DEFAULTS
 
-from . import client, database, machine, server
+from . import client, database, importing, machine, server
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -516,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     missed = [r["name"] for r in report["results"] if r["met"] is False]
     if not report["token_check_scaling"]["met"]:
         missed.append("token_check_scaling")
+    if not report["import_evershop"]["met"]:
+        missed.append("import_evershop")
     if missed:
         log("targets missed: " + ", ".join(missed))
         if options.check:
@@ -824,6 +826,8 @@ def run(
     )
 
     statements = statement_counts(large, login_rows[0].email)
+    log(f"import-evershop: {options.large_rows:,} customers")
+    import_result = import_benchmark(options, backend, hash_method, workdir, stack)
     return {
         "machine": machine.describe(REPO, db_version),
         "settings": {
@@ -837,7 +841,32 @@ def run(
         },
         "results": [c.row(statements) for c in comparisons],
         "token_check_scaling": scaling,
+        "import_evershop": import_result,
     }
+
+
+def import_benchmark(
+    options: Options,
+    backend: str,
+    hash_method: str,
+    workdir: Path,
+    stack: contextlib.ExitStack,
+) -> dict[str, Any]:
+    """Time ``flask customers import-evershop`` of a shop of ``large_rows`` customers
+    into a freshly migrated database."""
+    from examples.app import create_app
+
+    source = stack.enter_context(database.fresh_database(backend, workdir, "evershop"))
+    importing.build_source(source, options.large_rows)
+    target = stack.enter_context(database.fresh_database(backend, workdir, "imported"))
+    app = create_app(app_config(target, hash_method))
+    try:
+        return importing.measure(app, source, options.large_rows, workdir)
+    finally:
+        from examples.app import db
+
+        with app.app_context():
+            db.engine.dispose()
 
 
 # -- output -------------------------------------------------------------------------------
@@ -879,11 +908,16 @@ def render(report: dict[str, Any]) -> str:
         )
     scaling = report["token_check_scaling"]
     small_rows, large_rows = scaling["rows"]
+    imported = report["import_evershop"]
     lines += [
         "",
         f"Token check cost per request with {large_rows:,} customers and sessions over"
         f" {small_rows:,}: {scaling['cost_ratio']} (target ≤ {scaling['target']:.2f})"
         + (" ✓" if scaling["met"] else " ✗"),
+        f"flask customers import-evershop, {imported['customers']:,} customers (a fifth with"
+        f" an address): {imported['seconds']} s, {imported['customers_per_second']:,}"
+        f" customers/s (target < {imported['target_seconds']:.0f} s)"
+        + (" ✓" if imported["met"] else " ✗"),
     ]
     for row in report["results"]:
         for side in ("library", "baseline"):

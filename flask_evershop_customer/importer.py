@@ -159,7 +159,7 @@ class EverShopImport:
             raise SourceUnreadable(f"the customer table has no column {', '.join(missing)}")
         addresses = _reflect(source, "customer_address", required=False)
         summary = ImportSummary()
-        colliding = self._colliding_emails(source, customers, summary)
+        canonical, colliding = _canonical_emails(source, customers)
         for batch in _batches(source, customers, batch_size):
             summary.customers += len(batch)
             mapped: list[_Customer] = []
@@ -167,7 +167,7 @@ class EverShopImport:
                 if row["customer_id"] in colliding:
                     summary.skipped.append(_skip(row, colliding[row["customer_id"]]))
                     continue
-                customer = self._map(row, summary)
+                customer = self._map(row, canonical.get(row["customer_id"]), summary)
                 if customer is not None:
                     mapped.append(customer)
             rows = _addresses_of(source, addresses, [c.source_id for c in mapped])
@@ -175,38 +175,17 @@ class EverShopImport:
             progress(len(batch))
         return summary
 
-    def _colliding_emails(
-        self, source: sa.Connection, customers: sa.Table, summary: ImportSummary
-    ) -> dict[int, str]:
-        """Source customers whose emails are one by their canonical form, each with the
-        reason it is skipped (EverShop compares emails case-sensitively)."""
-        groups: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        for customer_id, email in source.execute(
-            sa.select(customers.c.customer_id, customers.c.email)
-        ):
-            canonical = canonical_email(email) if isinstance(email, str) else None
-            if canonical is not None:
-                groups[canonical].append((customer_id, email))
-        reasons: dict[int, str] = {}
-        for members in groups.values():
-            if len(members) > 1:
-                for customer_id, _email in members:
-                    others = ", ".join(str(other) for other, _ in members if other != customer_id)
-                    reasons[customer_id] = (
-                        f"email is the same as customer {others}'s once letter case and"
-                        " Unicode forms are ignored: merge them in EverShop, then import again"
-                    )
-        return reasons
-
-    def _map(self, row: Mapping[str, Any], summary: ImportSummary) -> _Customer | None:
-        """The extension's columns for a source customer, or None (reported) when it
-        cannot be imported as it is."""
+    def _map(
+        self, row: Mapping[str, Any], canonical: str | None, summary: ImportSummary
+    ) -> _Customer | None:
+        """The extension's columns for a source customer whose email has the canonical
+        form ``canonical`` (None: not an address), or None (reported) when it cannot be
+        imported as it is."""
         uuid = _uuid(row["uuid"])
         if uuid is None:
             summary.skipped.append(_skip(row, f"uuid {row['uuid']!r} is not a UUID"))
             return None
         email = row["email"]
-        canonical = canonical_email(email) if isinstance(email, str) else None
         if canonical is None:
             summary.skipped.append(_skip(row, "email is not a valid address"))
             return None
@@ -480,6 +459,31 @@ def _reflect(source: sa.Connection, name: str, *, required: bool = True) -> sa.T
                 f"the source has no {name} table: is it EverShop's database?"
             ) from None
         return sa.Table(name, sa.MetaData())
+
+
+def _canonical_emails(
+    source: sa.Connection, customers: sa.Table
+) -> tuple[dict[int, str], dict[int, str]]:
+    """Every source customer's canonical email (read once, before the batches), and
+    those whose emails are one by that form, each with the reason it is skipped
+    (EverShop compares emails case-sensitively)."""
+    canonical: dict[int, str] = {}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for customer_id, email in source.execute(sa.select(customers.c.customer_id, customers.c.email)):
+        form = canonical_email(email) if isinstance(email, str) else None
+        if form is not None:
+            canonical[customer_id] = form
+            groups[form].append(customer_id)
+    colliding: dict[int, str] = {}
+    for members in groups.values():
+        if len(members) > 1:
+            for customer_id in members:
+                others = ", ".join(str(other) for other in members if other != customer_id)
+                colliding[customer_id] = (
+                    f"email is the same as customer {others}'s once letter case and"
+                    " Unicode forms are ignored: merge them in EverShop, then import again"
+                )
+    return canonical, colliding
 
 
 def _batches(

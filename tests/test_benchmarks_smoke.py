@@ -58,7 +58,7 @@ def test_a_tiny_benchmark_run(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,  # a hang guard, not a timing check
+        timeout=180,  # a hang guard, not a timing check
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(output.read_text("utf-8"))
@@ -71,4 +71,7 @@ def test_a_tiny_benchmark_run(tmp_path: Path) -> None:
     assert report["machine"]["database"].startswith("SQLite")
     assert report["settings"]["password_hash_method"] == "pbkdf2:sha256:1"
     assert report["token_check_scaling"]["rows"] == [20, 1000]
+    imported = report["import_evershop"]
+    assert imported["customers"] == 1000
+    assert imported["output"].startswith("Imported 1000 customers and 200 addresses")
     assert "| PATCH (rename) |" in completed.stdout
