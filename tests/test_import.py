@@ -282,3 +282,26 @@ def test_escape_tags_matches_evershop() -> None:
         "a &lt;b&gt;c&lt;/b&gt; &lt;a href='x'&gt;d"
     )
     assert evershop_hashes.escape_tags("1 < 2 and 3 > 2 <3 <-> <>") == "1 < 2 and 3 > 2 <3 <-> <>"
+
+
+def test_dashed_ids_name_the_same_customer_and_address(
+    api: Any, client: Any, alice: dict[str, Any], alice_login: Any
+) -> None:
+    """EverShop's dashed uuids, as clients that stored them send them, in every path
+    that names a customer or an address; an ETag of the plain form matches too."""
+    dashed = _dash(alice["uuid"]).upper()
+    admin = api.admin_headers()
+    response = client.get(f"/api/customers/{dashed}", headers=admin)
+    assert response.get_json()["data"]["uuid"] == alice["uuid"]
+    etag = response.headers["ETag"]
+    renamed = client.patch(
+        f"/api/customers/{dashed}", json={"full_name": "Ann"}, headers={**admin, "If-Match": etag}
+    )
+    assert renamed.status_code == 200
+    created = client.post(
+        f"/api/customers/{dashed}/addresses", json={**ADDRESS, "country": "us"}, headers=admin
+    ).get_json()["data"]
+    address_url = f"/api/customers/me/addresses/{_dash(created['uuid'])}"
+    changed = client.patch(address_url, json={"city": "Palo Alto"}, headers=alice_login.headers)
+    assert changed.get_json()["data"]["uuid"] == created["uuid"]
+    assert client.delete(address_url, headers=alice_login.headers).status_code == 200
