@@ -60,7 +60,10 @@ def check_bcrypt(stored_hash: str, password: str) -> bool:
         data = candidate.encode("utf-8", "surrogatepass")[:BCRYPT_MAX_BYTES]
         if b"\x00" in data:
             continue  # bcrypt stops at a NUL; pyca/bcrypt refuses it
-        matched = bcrypt.checkpw(data, hashed) or matched
+        try:
+            matched = bcrypt.checkpw(data, hashed) or matched
+        except ValueError:  # a malformed hash ("Invalid salt"): it matches nothing
+            return False
     return matched
 
 
