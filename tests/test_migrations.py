@@ -287,6 +287,88 @@ def test_a_host_with_its_own_migrations_gets_our_tables(
         assert not stray, f"a host revision was written into the package: {stray}"
 
 
+#: The same host before it added the library: only its own table.
+legacy_db = SQLAlchemy()
+
+
+class LegacyProduct(legacy_db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "host_product"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+
+
+def flask_db_fails(app: Flask, *args: str) -> str:
+    """Run ``flask db ARGS``, which must fail; what it said."""
+    result = app.test_cli_runner().invoke(db_command, list(args))
+    assert result.exit_code != 0, result.output
+    return result.output + str(result.exception)
+
+
+@pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
+def test_a_host_with_an_unlabelled_history_labels_it_and_upgrades_heads(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """The README's path for a shop whose migrations predate the library: its history has
+    no branch label, so adding ours makes two heads, and a plain ``flask db upgrade`` or
+    ``flask db migrate`` refuses. Label the shop's first revision, then upgrade every
+    head and base the shop's next revisions on its own branch."""
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": empty_database,
+        "EVERSHOP_CUSTOMER_PASSWORD_HASH_METHOD": CHEAP_HASH,
+        "EVERSHOP_CUSTOMER_ALLOW_WEAK_PASSWORD_HASH": True,
+    }
+    directory = tmp_path / "migrations"
+    before = Flask("shop-before")
+    before.config.update(config)
+    legacy_db.init_app(before)
+    Migrate(before, legacy_db, directory=str(directory))
+    app = Flask("shop")
+    app.config.update(config)
+    host_db.init_app(app)
+    host_customers.init_app(app)
+    migrate = Migrate(app, host_db, directory=str(directory))
+
+    @migrate.configure  # type: ignore[untyped-decorator]  # flask_migrate is untyped
+    def configure_alembic(alembic_config: Any) -> Any:
+        return add_version_location(alembic_config)
+
+    shipped = set(SHIPPED.iterdir())
+    try:
+        with logging_restored():
+            flask_db(before, "init")
+            flask_db(before, "migrate", "-m", "products")
+            flask_db(before, "upgrade")
+            (first,) = (directory / "versions").glob("*_products.py")
+            # The library added: two heads, and the plain commands refuse.
+            assert "Multiple head" in flask_db_fails(app, "upgrade")
+            # The README's steps: label the shop's first revision, upgrade every head...
+            text = first.read_text()
+            assert "branch_labels = None" in text
+            first.write_text(text.replace("branch_labels = None", "branch_labels = ('shop',)"))
+            flask_db(app, "upgrade", "heads")
+            # ...and base the shop's next revisions on its own branch: a plain migrate
+            # cannot tell which head to continue.
+            assert "Multiple heads" in flask_db_fails(app, "migrate", "-m", "next")
+            flask_db(app, "migrate", "-m", "next", "--head", "shop@head")
+            (second,) = (directory / "versions").glob("*_next.py")
+            assert f"down_revision = '{first.name.split('_')[0]}'" in second.read_text()
+            assert "evershop_customer" not in second.read_text()
+            flask_db(app, "upgrade", "heads")
+        assert set(schema(app)) == OUR_TABLES | {"host_product"}
+        assert differences(app, host_db.metadata) == []
+    finally:
+        for each in (before, app):
+            with each.app_context():
+                each.extensions["sqlalchemy"].engine.dispose()
+        stray = set(SHIPPED.iterdir()) - shipped
+        for path in stray:
+            if path.is_file():
+                path.unlink()
+        assert not stray, f"a host revision was written into the package: {stray}"
+
+
 def test_add_version_location_keeps_the_hosts_list_and_separator() -> None:
     from alembic.config import Config
 
