@@ -11,6 +11,7 @@ reported, and so is any row that cannot be imported as it is.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid as uuid_module
 from collections import defaultdict
@@ -82,6 +83,14 @@ class ImportSummary:
         return sum(1 for row in self.skipped if row.table == "customer_address")
 
 
+class _DryRun(Exception):
+    """What a dry run's batch would have done; raised to roll its unit back."""
+
+    def __init__(self, counts: ImportSummary) -> None:
+        super().__init__("dry run")
+        self.counts = counts
+
+
 @dataclass(frozen=True)
 class _Customer:
     """A source customer, mapped to the extension's columns."""
@@ -118,30 +127,14 @@ class EverShopImport:
         """Import every customer of the EverShop database at ``source_url``, and their
         addresses. ``progress(n)`` is called after each batch of ``n`` customers.
         :class:`SourceUnreadable` when the source cannot be read."""
-        engine = _source_engine(source_url)
-        try:
-            with engine.connect() as source:
-                return self._run(source, dry_run, update, batch_size, progress)
-        except (DBAPIError, NoSuchTableError) as exc:
-            raise SourceUnreadable(
-                f"cannot read the EverShop database at {_safe(source_url)}: {_first_line(exc)}"
-            ) from None
-        finally:
-            engine.dispose()
+        with _reading(source_url) as source:
+            return self._run(source, dry_run, update, batch_size, progress)
 
     def count(self, source_url: str) -> int:
         """How many customers the source has (for a progress bar)."""
-        engine = _source_engine(source_url)
-        try:
-            with engine.connect() as source:
-                customers = _reflect(source, "customer")
-                return int(source.scalar(sa.select(sa.func.count()).select_from(customers)) or 0)
-        except (DBAPIError, NoSuchTableError) as exc:
-            raise SourceUnreadable(
-                f"cannot read the EverShop database at {_safe(source_url)}: {_first_line(exc)}"
-            ) from None
-        finally:
-            engine.dispose()
+        with _reading(source_url) as source:
+            customers = _reflect(source, "customer")
+            return int(source.scalar(sa.select(sa.func.count()).select_from(customers)) or 0)
 
     # -- the run ----------------------------------------------------------------------
 
@@ -254,7 +247,7 @@ class EverShopImport:
                 for customer in [*new, *(c for c, _ in refreshed)]:
                     rows = addresses.get(customer.source_id, [])
                     counts.addresses_imported += len(self._mapped_addresses(rows, counts))
-                return Unit(counts)
+                raise _DryRun(counts)  # rolls the unit back, with nothing written
             ids = self._insert(new)
             for customer, stored in refreshed:
                 self._refresh(customer, stored)
@@ -265,11 +258,10 @@ class EverShopImport:
             )
             return Unit(counts)
 
-        if dry_run:
-            result = work(1).result
-            self._uow.session.rollback()
-        else:
+        try:
             result = self._uow.run(work)
+        except _DryRun as dry:
+            result = dry.counts
         summary.imported += result.imported
         summary.updated += result.updated
         summary.already_here += result.already_here
@@ -430,6 +422,22 @@ class EverShopImport:
 
 
 # -- the source -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _reading(source_url: str) -> Iterator[sa.Connection]:
+    """A connection to the source; :class:`SourceUnreadable`, without the URL's password,
+    when it cannot be read."""
+    engine = _source_engine(source_url)
+    try:
+        with engine.connect() as source:
+            yield source
+    except (DBAPIError, NoSuchTableError) as exc:
+        raise SourceUnreadable(
+            f"cannot read the EverShop database at {_safe(source_url)}: {_first_line(exc)}"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def _source_engine(source_url: str) -> sa.Engine:
