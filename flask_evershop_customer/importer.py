@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError
 
 from .address_schemas import AddressFields, parse_address
 from .config import Settings
-from .errors import EverShopCustomerError, ValidationError
+from .errors import Conflict, EverShopCustomerError, ValidationError
 from .evershop_hashes import is_bcrypt_hash
 from .models import FULL_NAME_MAX_LENGTH, CustomerStatus, Models
 from .schemas import canonical_email
@@ -227,7 +227,7 @@ class EverShopImport:
 
         def work(_attempt: int) -> Unit[ImportSummary]:
             counts = ImportSummary()
-            here = self._customers_here(batch)
+            here = self._customers_here(batch, lock=update)
             new: list[_Customer] = []
             refreshed: list[tuple[_Customer, Mapping[str, Any]]] = []
             for customer in batch:
@@ -243,23 +243,32 @@ class EverShopImport:
                 else:
                     counts.already_here += 1
             counts.imported, counts.updated = len(new), len(refreshed)
+            present = self._addresses_here([stored["customer_id"] for _, stored in refreshed])
+            owners: list[tuple[_Customer, int | None]] = [
+                *((c, stored["customer_id"]) for c, stored in refreshed),
+                *((c, None) for c in new),
+            ]
             if dry_run:
-                for customer in [*new, *(c for c, _ in refreshed)]:
-                    rows = addresses.get(customer.source_id, [])
-                    counts.addresses_imported += len(self._mapped_addresses(rows, counts))
+                rows = self._address_rows(owners, present, addresses, counts)
+                counts.addresses_imported = len(rows)
                 raise _DryRun(counts)  # rolls the unit back, with nothing written
             ids = self._insert(new)
             for customer, stored in refreshed:
                 self._refresh(customer, stored)
-                ids[customer.values["uuid"]] = stored["customer_id"]
-            present = self._addresses_here([stored["customer_id"] for _, stored in refreshed])
-            counts.addresses_imported = self._insert_addresses(
-                [*new, *(c for c, _ in refreshed)], ids, present, addresses, counts
-            )
+            owners = [(c, ids.get(c.values["uuid"], owner)) for c, owner in owners]
+            rows = self._address_rows(owners, present, addresses, counts)
+            if rows:
+                self._uow.session.execute(sa.insert(self._models.Address.__table__), rows)
+            counts.addresses_imported = len(rows)
             return Unit(counts)
 
         try:
-            result = self._uow.run(work)
+            try:
+                result = self._uow.run(work)
+            except Conflict:
+                # A customer of the batch took an email (or was written) here meanwhile:
+                # run the batch again, which now sees it and reports that row.
+                result = self._uow.run(work)
         except _DryRun as dry:
             result = dry.counts
         summary.imported += result.imported
@@ -268,25 +277,26 @@ class EverShopImport:
         summary.addresses_imported += result.addresses_imported
         summary.skipped.extend(result.skipped)
 
-    def _customers_here(self, batch: list[_Customer]) -> dict[str, dict[str, Any]]:
+    def _customers_here(self, batch: list[_Customer], *, lock: bool) -> dict[str, dict[str, Any]]:
         """The extension's customers that share a uuid or a canonical email with the
-        batch, by uuid and by canonical email."""
+        batch, by uuid and by canonical email; with ``lock``, locked until the batch
+        commits, so that a password reset or a change made here meanwhile is not
+        written over."""
         table = self._models.Customer.__table__
         uuids = [c.values["uuid"] for c in batch]
         emails = [c.values["email_canonical"] for c in batch]
         found: dict[str, dict[str, Any]] = {"uuid": {}, "email": {}}
         if not batch:
             return found
-        rows = self._uow.session.execute(
-            sa.select(
-                table.c.customer_id,
-                table.c.uuid,
-                table.c.email_canonical,
-                table.c.password_hash,
-                table.c.status,
-                table.c.version,
-            ).where(sa.or_(table.c.uuid.in_(uuids), table.c.email_canonical.in_(emails)))
-        ).mappings()
+        query = sa.select(
+            table.c.customer_id,
+            table.c.uuid,
+            table.c.email_canonical,
+            table.c.password_hash,
+            table.c.status,
+            table.c.version,
+        ).where(sa.or_(table.c.uuid.in_(uuids), table.c.email_canonical.in_(emails)))
+        rows = self._uow.session.execute(query.with_for_update() if lock else query).mappings()
         for row in rows:
             found["uuid"][row["uuid"]] = dict(row)
             found["email"][row["email_canonical"]] = dict(row)
@@ -306,12 +316,15 @@ class EverShopImport:
         )
 
     def _refresh(self, customer: _Customer, stored: Mapping[str, Any]) -> None:
-        """``update``: the customer's fields as EverShop has them now. A password hash
-        set or upgraded here is kept; a new EverShop password, or a disable, ends the
-        customer's sessions here, as such a change made here would."""
+        """``update``: the customer's fields as EverShop has them now (the row is locked).
+        A password hash set or upgraded here is kept, and a customer disabled here stays
+        disabled; a new EverShop password, or a disable, ends the customer's sessions
+        here, as such a change made here would."""
         table, sessions = self._models.Customer.__table__, self._models.LoginSession.__table__
         values = dict(customer.values)
         del values["uuid"]
+        # A customer disabled here stays disabled: an import never lets one back in.
+        values["status"] = min(values["status"], stored["status"])
         new_password = values["password_hash"] != stored["password_hash"]
         if not is_bcrypt_hash(stored["password_hash"]):
             del values["password_hash"]
@@ -343,38 +356,32 @@ class EverShopImport:
                 found[customer_id].append((uuid, bool(is_default)))
         return found
 
-    def _insert_addresses(
+    def _address_rows(
         self,
-        customers: list[_Customer],
-        ids: Mapping[str, int],
+        owners: list[tuple[_Customer, int | None]],
         present: Mapping[int, list[tuple[str, bool]]],
         addresses: Mapping[int, list[Mapping[str, Any]]],
         counts: ImportSummary,
-    ) -> int:
-        """Insert the addresses of ``customers`` that are not here yet (within the limit
-        per customer, one default at most); how many."""
+    ) -> list[dict[str, Any]]:
+        """The address rows to insert for these customers (with their ids here, None
+        for one not written yet): those not here yet, within the limit per customer, one
+        default at most. Addresses left out are reported in ``counts``."""
         rows: list[dict[str, Any]] = []
-        for customer in customers:
-            customer_id = ids[customer.values["uuid"]]
+        limit = self._settings.max_addresses
+        for customer, customer_id in owners:
             mapped = self._mapped_addresses(addresses.get(customer.source_id, []), counts)
-            here = present.get(customer_id, [])
+            here = present.get(customer_id, []) if customer_id is not None else []
             known = {uuid for uuid, _ in here}
             has_default = any(default for _, default in here)
-            room = self._settings.max_addresses - len(here)
+            room = limit - len(here)
             for values in mapped:
                 source_id = values.pop("source_id")
                 if values["uuid"] in known:
                     continue
                 if room <= 0:
-                    limit = self._settings.max_addresses
+                    reason = f"the customer already has {limit} addresses"
                     counts.skipped.append(
-                        Skipped(
-                            "customer_address",
-                            source_id,
-                            values["uuid"],
-                            None,
-                            f"the customer already has {limit} addresses",
-                        )
+                        Skipped("customer_address", source_id, values["uuid"], None, reason)
                     )
                     continue
                 room -= 1
@@ -382,9 +389,7 @@ class EverShopImport:
                     values["is_default"] = None
                 has_default = has_default or bool(values["is_default"])
                 rows.append({**values, "customer_id": customer_id})
-        if rows:
-            self._uow.session.execute(sa.insert(self._models.Address.__table__), rows)
-        return len(rows)
+        return rows
 
     def _mapped_addresses(
         self, rows: list[Mapping[str, Any]], counts: ImportSummary

@@ -305,3 +305,37 @@ def test_dashed_ids_name_the_same_customer_and_address(
     changed = client.patch(address_url, json={"city": "Palo Alto"}, headers=alice_login.headers)
     assert changed.get_json()["data"]["uuid"] == created["uuid"]
     assert client.delete(address_url, headers=alice_login.headers).status_code == 200
+
+
+def test_update_never_lets_a_customer_disabled_here_back_in(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    source = source_factory("head")
+    source.customer("alice@example.com")
+    run_import(app, source, tmp_path)
+    [row] = table_contents(app)["evershop_customer"]
+    client = app.test_client(use_cookies=False)
+    with app.app_context():
+        admin = state_of(app).admin_sessions.open("ops")
+    disabled = client.patch(
+        f"/api/customers/{row['uuid']}", json={"status": 0}, headers={"Cookie": f"asid={admin}"}
+    )
+    assert disabled.status_code == 200
+    run_import(app, source, tmp_path, "--update")
+    assert table_contents(app)["evershop_customer"][0]["status"] == 0
+
+
+def test_a_dry_run_counts_addresses_as_the_real_run_would(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    source = source_factory("head")
+    source.customer("alice@example.com")
+    source.address("alice@example.com", **ADDRESS)
+    run_import(app, source, tmp_path)
+    dry = run_import(app, source, tmp_path, "--update", "--dry-run")
+    assert "Would import 0 customers and 0 addresses; 1 updated" in dry.output
+    source.address("alice@example.com", **{**ADDRESS, "city": "Palo Alto"})
+    dry = run_import(app, source, tmp_path, "--update", "--dry-run")
+    assert "Would import 0 customers and 1 addresses; 1 updated" in dry.output
+    real = run_import(app, source, tmp_path, "--update")
+    assert "Imported 0 customers and 1 addresses; 1 updated" in real.output
