@@ -333,7 +333,7 @@ class Shop:
                 state = self.app.extensions["evershop_customer"]
                 lifetime = state.settings.access_token_lifetime
                 self.access_tokens[row.sid] = state.tokens.issue(
-                    row.uuid, row.sid, utcnow(), lifetime
+                    row.uuid, row.sid, utcnow(), lifetime, access=True
                 )
         return self.access_tokens[row.sid]
 

@@ -102,7 +102,7 @@ class RefreshTokens(CustomerTables):
         the session itself."""
         left = math.ceil((ends - now).total_seconds())
         lifetime = max(1, min(self._settings.access_token_lifetime, left))
-        return self._tokens.issue(customer_uuid, sid, now, lifetime)
+        return self._tokens.issue(customer_uuid, sid, now, lifetime, access=True)
 
     def refresh(self, presented: str) -> Refreshed:
         """A new access token (and, with rotation, the next refresh token) for a refresh

@@ -30,6 +30,7 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_INTEGER_DIGITS = 20
 UUID_PATTERN = re.compile(r"[0-9a-f]{32}")
 SID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ANY_CASE_UUID_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
 DASHED_UUID_PATTERN = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -407,9 +408,10 @@ def parse_session_ids(ids: str) -> list[str]:
 
 
 def undashed_uuid(value: str) -> str:
-    """A uuid in EverShop's dashed form (``9f1c2e4a-…``, PostgreSQL's UUID) as the
-    extension writes it, 32 lowercase hex digits; anything else unchanged."""
-    if DASHED_UUID_PATTERN.fullmatch(value):
+    """A uuid as the extension writes it, 32 lowercase hex digits, from EverShop's
+    dashed form (``9f1c2e4a-…``, PostgreSQL's UUID) or upper-case hex; anything else
+    unchanged."""
+    if DASHED_UUID_PATTERN.fullmatch(value) or ANY_CASE_UUID_PATTERN.fullmatch(value):
         return value.replace("-", "").lower()
     return value
 

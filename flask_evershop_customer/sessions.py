@@ -120,12 +120,13 @@ class Sessions(CustomerTables):
 
     def trusts(self, claims: Claims) -> bool:
         """Whether verified ``claims`` are enough without reading the session: only with
-        ``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False``, and only for a token
-        that lives no longer than an access token (a login's two-day token is always
-        checked)."""
+        ``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False``, and only for an access
+        token of a token session, which lives ``EVERSHOP_CUSTOMER_ACCESS_TOKEN_LIFETIME``
+        at most (a login's token, whatever its lifetime, is always checked)."""
         settings = self._settings
         return (
             not settings.check_session_each_request
+            and claims.access
             and claims.lifetime <= settings.access_token_lifetime
         )
 

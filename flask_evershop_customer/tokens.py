@@ -25,6 +25,8 @@ LEEWAY_SECONDS = 5
 #: Longer than any token we issue (about 300 bytes); anything larger is junk.
 MAX_TOKEN_LENGTH = 2048
 ADMIN_SALT = "flask-evershop-customer.admin-cookie"
+#: The ``token_use`` claim of an access token.
+ACCESS_USE = "access"
 #: Verified tokens each app remembers. A client sends its token with every request; a
 #: repeat then costs a dictionary lookup instead of the HMAC and the JSON parse.
 REMEMBERED_TOKENS = 4096
@@ -57,6 +59,8 @@ class Claims:
     expires: int
     #: The ``iat`` claim, in seconds since the epoch.
     issued: int
+    #: Whether it is an access token of a token session (``POST /customer/tokens``).
+    access: bool = False
 
     @property
     def lifetime(self) -> int:
@@ -76,12 +80,19 @@ class TokenCodec:
         self._verified = functools.lru_cache(maxsize=REMEMBERED_TOKENS)(self._decode)
 
     def issue(
-        self, customer_uuid: str, sid: str, now: datetime, lifetime: int | None = None
+        self,
+        customer_uuid: str,
+        sid: str,
+        now: datetime,
+        lifetime: int | None = None,
+        *,
+        access: bool = False,
     ) -> str:
         """A signed token for session ``sid`` of ``customer_uuid``, issued at ``now`` (UTC),
-        valid for ``lifetime`` seconds (the login token's lifetime by default)."""
+        valid for ``lifetime`` seconds (the login token's lifetime by default). An
+        ``access`` token (of a token session) says so in its ``token_use`` claim."""
         issued = int(now.replace(tzinfo=timezone.utc).timestamp())
-        payload = {
+        payload: dict[str, object] = {
             "sub": customer_uuid,
             "sid": sid,
             "iat": issued,
@@ -89,6 +100,8 @@ class TokenCodec:
             "iss": ISSUER,
             "aud": AUDIENCE,
         }
+        if access:
+            payload["token_use"] = ACCESS_USE
         return jwt.encode(payload, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Claims:
@@ -120,7 +133,11 @@ class TokenCodec:
         if not isinstance(sub, str) or not isinstance(sid, str):
             raise Unauthorized("Invalid token")
         return Claims(
-            customer_uuid=sub, sid=sid, expires=int(payload["exp"]), issued=int(payload["iat"])
+            customer_uuid=sub,
+            sid=sid,
+            expires=int(payload["exp"]),
+            issued=int(payload["iat"]),
+            access=payload.get("token_use") == ACCESS_USE,
         )
 
 

@@ -370,6 +370,9 @@ def delete_sessions(ids: str) -> Response:
     requested = parse_session_ids(ids)
     try:
         actor = authenticate()
+        _body()
+        # A token trusted without a query has its session checked here, when read.
+        ended = get_state().sessions.logout(requested, actor)
     except Unauthorized:
         if _names_own_ended_session(requested):
             response = _json({"data": {}})
@@ -378,8 +381,6 @@ def delete_sessions(ids: str) -> Response:
                 clear_token_cookie(response)
             return response
         raise
-    _body()
-    ended = get_state().sessions.logout(requested, actor)
     response = _json({"data": {}})
     claims = cookie_claims()
     if claims is not None and claims.sid in ended:

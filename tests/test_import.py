@@ -291,6 +291,8 @@ def test_dashed_ids_name_the_same_customer_and_address(
     that names a customer or an address; an ETag of the plain form matches too."""
     dashed = _dash(alice["uuid"]).upper()
     admin = api.admin_headers()
+    upper = client.get(f"/api/customers/{alice['uuid'].upper()}", headers=admin)
+    assert upper.get_json()["data"]["uuid"] == alice["uuid"]
     response = client.get(f"/api/customers/{dashed}", headers=admin)
     assert response.get_json()["data"]["uuid"] == alice["uuid"]
     etag = response.headers["ETag"]

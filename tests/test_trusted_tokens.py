@@ -25,10 +25,10 @@ from .conftest import OTHER_PASSWORD, PASSWORD, Api, AppFactory, count_statement
 INVALID_REFRESH = {"error": {"status": 401, "message": "Invalid refresh token"}}
 
 
-def host(app_factory: AppFactory, *, check: bool) -> Api:
+def host(app_factory: AppFactory, *, check: bool, **config: Any) -> Api:
     """A host app with its own customer-only routes: one that needs only who is calling,
     one that reads the customer's record."""
-    app = app_factory(EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST=check)
+    app = app_factory(EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST=check, **config)
 
     @app.get("/cart")
     @customer_required
@@ -144,7 +144,11 @@ def test_trust_needs_a_valid_unexpired_signature(trusting: Api, forgery: str) ->
         codec = state_of(trusting.app).tokens
         with trusting.app.app_context():
             token = codec.issue(
-                claims["sub"], claims["sid"], utcnow() - timedelta(hours=1), lifetime=600
+                claims["sub"],
+                claims["sid"],
+                utcnow() - timedelta(hours=1),
+                lifetime=600,
+                access=True,
             )
     elif forgery == "other key":
         token = jwt.encode(claims, b"k" * 32, algorithm="HS256")
@@ -164,3 +168,31 @@ def test_the_identity_of_an_admin_or_nobody_is_none(trusting: Api) -> None:
     cookie: dict[str, Any] = trusting.admin_headers()
     with app.test_request_context("/", headers=cookie):
         assert get_current_identity() is None
+
+
+def test_a_trusted_token_may_log_out_its_own_ended_session(trusting: Api) -> None:
+    """As a checked token may (EverShop's storefront logs out this way): the second
+    logout of one's own session is 200 too, not the 401 the session check gives."""
+    pair = trusting.tokens("alice@example.com")
+    url = f"/api/customers/sessions/{sid_of(pair.access)}"
+    assert trusting.client.delete(url, headers=pair.headers).status_code == 200
+    again = trusting.client.delete(url, headers=pair.headers)
+    assert (again.status_code, again.get_json()) == (200, {"data": {}})
+
+
+def test_only_access_tokens_are_trusted_whatever_the_login_lifetime(
+    app_factory: AppFactory,
+) -> None:
+    """A host with login tokens as short as an access token still has them checked on
+    every request: trust goes by the token's kind (its ``token_use`` claim), not by its
+    lifetime."""
+    api = host(app_factory, check=False, EVERSHOP_CUSTOMER_TOKEN_LIFETIME=600)
+    login = api.login("alice@example.com")
+    assert "token_use" not in jwt.decode(login.token, options={"verify_signature": False})
+    with count_statements(api.app) as counter:
+        assert api.client.get("/cart", headers=login.headers).status_code == 200
+    assert counter.count == 1
+    api.client.delete(f"/api/customers/sessions/{login.sid}", headers=login.headers)
+    assert api.client.get("/cart", headers=login.headers).status_code == 401
+    pair = api.tokens("alice@example.com")
+    assert jwt.decode(pair.access, options={"verify_signature": False})["token_use"] == "access"
