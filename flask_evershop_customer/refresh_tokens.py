@@ -192,7 +192,7 @@ class RefreshTokens(CustomerTables):
     def _lookup(self) -> sa.Select[Any]:
         """A refresh token with its session and customer, built once."""
         table, sessions, customers = self._table, self._sessions, self._customers
-        return (
+        query = (
             sa.select(
                 table.c.spent_at,
                 sessions.c.sid,
@@ -204,6 +204,15 @@ class RefreshTokens(CustomerTables):
             .join(customers, customers.c.customer_id == sessions.c.customer_id)
             .where(table.c.digest == sa.bindparam("digest"))
         )
+        if self._uow.session.get_bind().dialect.name == "postgresql":
+            # PostgreSQL's EXISTS in the spending UPDATE reads its statement's snapshot,
+            # and the next token's foreign key takes no lock a logout waits for: share-lock
+            # the session until the refresh commits, so that a logout (or a replay ending
+            # it) either waits or has been seen. MySQL's UPDATE reads the session with a
+            # shared lock by itself (and cannot lock one table of a join alone); SQLite
+            # writes one at a time.
+            query = query.with_for_update(read=True, of=sessions)
+        return query
 
     def _end_replayed(
         self, sid: str, customer: CustomerRecord, now: datetime

@@ -66,7 +66,7 @@ class Gates:
     def listener(self, when: str) -> Callable[..., None]:
         def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             name = threading.current_thread().name
-            for (thread, moment, match), event in self.reached.items():
+            for (thread, moment, match), event in list(self.reached.items()):
                 matches = match(statement) if callable(match) else statement.startswith(match)
                 if thread == name and moment == when and matches:
                     if event.is_set():
