@@ -9,6 +9,7 @@ E.164. Messages name the field by its JSON key, in EverShop's style.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,8 @@ FIELDS = (
     "province",
 )
 REQUIRED = ("full_name", "address_1", "postcode", "country")
+#: Checked again when the country changes.
+DEPENDS_ON_COUNTRY = frozenset({"province", "telephone"})
 #: A telephone number as typed: longer input is refused before it is parsed.
 TELEPHONE_INPUT_MAX_LENGTH = 32
 
@@ -114,35 +117,46 @@ class AddressRequest:
 
 def parse_address(body: Any, current: AddressFields | None = None) -> AddressRequest:
     """Validate a create body (``current`` None: the required fields must be there) or
-    an update body over ``current`` (the fields it names replace the stored ones, and
-    the result is checked as a whole: a new country needs a province of its own).
+    an update body over ``current``: the fields it names replace the stored ones and are
+    checked, with those that depend on them (a new country needs a province of its own,
+    and the telephone number is checked for it); the others are kept as stored, so an
+    address stays editable even if the ISO data later retires one of its codes.
     Owner, ids, timestamps and unknown keys are ignored."""
     if not isinstance(body, dict):
         raise ValidationError("Request data must be object")
+    named = frozenset(k for k in FIELDS if k in body)
     if current is None:
         for name in REQUIRED:
             if name not in body:
                 raise ValidationError(f"Request data must have required property '{name}'")
-        merged: dict[str, Any] = {name: body.get(name) for name in FIELDS}
+        values: dict[str, Any] = {name: body.get(name) for name in FIELDS}
+        checked = frozenset(FIELDS)
     else:
-        merged = {**current.values(), **{k: body[k] for k in FIELDS if k in body}}
-    country = _country(merged["country"])
-    fields = AddressFields(
-        full_name=_required_line(merged["full_name"], "full_name"),
-        address_1=_required_line(merged["address_1"], "address_1"),
-        address_2=_optional_line(merged["address_2"], "address_2"),
-        city=_optional_line(merged["city"], "city"),
-        postcode=bounded_text(
-            _required_line(merged["postcode"], "postcode"), "postcode", POSTCODE_MAX_LENGTH
+        values = {**current.values(), **{k: body[k] for k in named}}
+        checked = named | (DEPENDS_ON_COUNTRY if "country" in named else frozenset())
+    country = _country(values["country"]) if "country" in checked else values["country"]
+    validators: dict[str, Callable[[Any], Any]] = {
+        "full_name": lambda value: _required_line(value, "full_name"),
+        "address_1": lambda value: _required_line(value, "address_1"),
+        "address_2": lambda value: _optional_line(value, "address_2"),
+        "city": lambda value: _optional_line(value, "city"),
+        "postcode": lambda value: bounded_text(
+            _required_line(value, "postcode"), "postcode", POSTCODE_MAX_LENGTH
         ),
-        telephone=_telephone(merged["telephone"], country),
-        country=country,
-        province=_province(merged["province"], country),
+        "telephone": lambda value: _telephone(value, country),
+        "country": lambda _value: country,
+        "province": lambda value: _province(value, country),
+    }
+    fields = AddressFields(
+        **{
+            name: validators[name](values[name]) if name in checked else values[name]
+            for name in FIELDS
+        }
     )
     is_default = body.get("is_default")
     if is_default is not None and not isinstance(is_default, bool):
         raise ValidationError("/is_default must be boolean")
-    return AddressRequest(fields, is_default, frozenset(k for k in FIELDS if k in body))
+    return AddressRequest(fields, is_default, named)
 
 
 def _required_line(value: Any, name: str) -> str:

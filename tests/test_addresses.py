@@ -480,3 +480,30 @@ def test_statement_counts(
     with count_statements(app) as counter:
         client.get(f"/api/customers/{alice['uuid']}/addresses", headers=admin)
     assert counter.count == 3, counter.statements
+
+
+def test_a_change_checks_only_what_it_names_and_what_depends_on_it(
+    app: Flask, client: FlaskClient, alice_login: Login
+) -> None:
+    """An address whose stored province the ISO data no longer lists (a retired code)
+    can still be edited: a change checks the fields it names, and a new country's
+    province and telephone number."""
+    data = add(client, alice_login)
+    table = customers.models.Address.__table__
+    with app.app_context():
+        db.session.execute(
+            sa.update(table).where(table.c.uuid == data["uuid"]).values(province="US-ZZ")
+        )
+        db.session.commit()
+    url = f"{MINE}/{data['uuid']}"
+    renamed = client.patch(url, json={"city": "Palo Alto"}, headers=alice_login.headers)
+    assert renamed.status_code == 200
+    assert renamed.get_json()["data"]["province"] == "US-ZZ"
+    refused = client.patch(url, json={"province": "US-ZZ"}, headers=alice_login.headers)
+    assert refused.get_json()["error"]["message"] == (
+        "/province must be an ISO 3166-2 subdivision code of US"
+    )
+    moved = client.patch(url, json={"country": "FR"}, headers=alice_login.headers)
+    assert moved.get_json()["error"]["message"] == (
+        "/province must be an ISO 3166-2 subdivision code of FR"
+    )
