@@ -200,7 +200,7 @@ class Sessions(CustomerTables):
             self._login_failed(customer, email_key, client_address)
         rehash = (
             self._hasher.hash(credentials.password)
-            if self._hasher.needs_rehash(verified_hash)
+            if self._hasher.needs_rehash(verified_hash, credentials.password)
             else None
         )
         now = self._clock()

@@ -341,3 +341,22 @@ def test_a_dry_run_counts_addresses_as_the_real_run_would(
     assert "Would import 0 customers and 1 addresses; 1 updated" in dry.output
     real = run_import(app, source, tmp_path, "--update")
     assert "Imported 0 customers and 1 addresses; 1 updated" in real.output
+
+
+def test_a_password_longer_than_bcrypt_reads_is_not_stored_at_login(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    """bcrypt checked only its first 72 bytes: the rest may be mistyped, so the login
+    succeeds (as on EverShop) but does not store that password; the EverShop hash stays."""
+    long_password = "a long passphrase, " * 5  # 95 bytes
+    source = source_factory("head")
+    source.customer("alice@example.com", long_password)
+    run_import(app, source, tmp_path)
+    mistyped = long_password[:72] + "typo"
+    assert login(app, "alice@example.com", mistyped).status_code == 200
+    assert stored_hash(app, "alice@example.com").startswith("$2a$")
+    short = source_factory("head")
+    short.customer("bob@example.com")
+    run_import(app, short, tmp_path)
+    assert login(app, "bob@example.com", PASSWORD).status_code == 200
+    assert not stored_hash(app, "bob@example.com").startswith("$2a$")
