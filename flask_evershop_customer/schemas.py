@@ -30,10 +30,6 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_INTEGER_DIGITS = 20
 UUID_PATTERN = re.compile(r"[0-9a-f]{32}")
 SID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-ANY_CASE_UUID_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
-DASHED_UUID_PATTERN = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 #: Logout takes a handful of ids at most; a longer list is refused rather than queried.
 MAX_IDS = 50
 STATUS_VALUES: dict[Any, int] = {0: 0, 1: 1, "0": 0, "1": 1}
@@ -408,11 +404,11 @@ def parse_session_ids(ids: str) -> list[str]:
 
 
 def undashed_uuid(value: str) -> str:
-    """A uuid as the extension writes it, 32 lowercase hex digits, from EverShop's
-    dashed form (``9f1c2e4a-…``, PostgreSQL's UUID) or upper-case hex; anything else
-    unchanged."""
-    if DASHED_UUID_PATTERN.fullmatch(value) or ANY_CASE_UUID_PATTERN.fullmatch(value):
-        return value.replace("-", "").lower()
+    """A uuid in EverShop's dashed form (``9f1c2e4a-…``, as PostgreSQL writes a UUID) as
+    the extension writes it, 32 lowercase hex digits; anything else unchanged (other
+    forms, such as upper case, stay malformed: 404)."""
+    if SID_PATTERN.fullmatch(value):
+        return value.replace("-", "")
     return value
 
 
