@@ -257,7 +257,7 @@ def test_compatibility_forms_of_an_email_are_one_customer(
 def test_a_confusable_letter_of_another_script_is_another_address(
     api: Api, client: FlaskClient
 ) -> None:
-    """A Cyrillic о is not a Latin o: two mailboxes, two customers (SECURITY.md)."""
+    """A Cyrillic о is not a Latin o: two mailboxes, two customers (docs/security.md)."""
     latin = api.register("zoe@example.com")
     cyrillic = api.register("z\u043ee@example.com")
     assert latin["uuid"] != cyrillic["uuid"]
