@@ -664,32 +664,32 @@ def run(
 
     compare("patch", "PATCH (rename)", renaming(False), renaming(True), options.seconds)
 
-    # GET /customers/me, one's own profile, over the same customers.
-    def reading(bare: bool) -> client.RequestFactory:
+    def get_each(
+        path: Callable[[database.Seeded], str], token: Callable[[database.Seeded], str]
+    ) -> client.RequestFactory:
+        """A GET for each of the same customers, connection i cycling through its own."""
         requests: list[list[bytes]] = [[] for _ in range(n)]
         for i, row in enumerate(patch_rows):
-            path = f"/bare/me/{row.sid}" if bare else "/api/customers/me"
-            token = large.token(row)
-            requests[i % n].append(client.http_request("GET", path, host=where, token=token))
+            request = client.http_request("GET", path(row), host=where, token=token(row))
+            requests[i % n].append(request)
         return cycling(requests)
 
-    compare("get_me", "GET /customers/me", reading(False), reading(True), options.seconds)
+    # GET /customers/me, one's own profile, over the same customers.
+    compare(
+        "get_me",
+        "GET /customers/me",
+        get_each(lambda _row: "/api/customers/me", large.token),
+        get_each(lambda row: f"/bare/me/{row.sid}", large.token),
+        options.seconds,
+    )
 
     # A host route that needs only who is calling, on the app that trusts access tokens
     # (``/trusting``), against verifying the JWT alone.
-    def trusted(bare: bool) -> client.RequestFactory:
-        requests: list[list[bytes]] = [[] for _ in range(n)]
-        for i, row in enumerate(patch_rows):
-            path = "/bare/jwt" if bare else "/trusting/whoami"
-            token = large.access_token(row)
-            requests[i % n].append(client.http_request("GET", path, host=where, token=token))
-        return cycling(requests)
-
     compare(
         "trusted_token",
         "GET /whoami, access token trusted (no session check)",
-        trusted(False),
-        trusted(True),
+        get_each(lambda _row: "/trusting/whoami", large.access_token),
+        get_each(lambda _row: "/bare/jwt", large.access_token),
         options.seconds,
     )
 
@@ -711,19 +711,11 @@ def run(
         "add_address", "POST /customers/me/addresses", adding(False), adding(True), options.seconds
     )
 
-    def listing_addresses(bare: bool) -> client.RequestFactory:
-        requests: list[list[bytes]] = [[] for _ in range(n)]
-        for i, row in enumerate(patch_rows):
-            path = f"/bare/addresses/{row.sid}" if bare else "/api/customers/me/addresses"
-            token = large.token(row)
-            requests[i % n].append(client.http_request("GET", path, host=where, token=token))
-        return cycling(requests)
-
     compare(
         "list_addresses",
         "GET /customers/me/addresses",
-        listing_addresses(False),
-        listing_addresses(True),
+        get_each(lambda _row: "/api/customers/me/addresses", large.token),
+        get_each(lambda row: f"/bare/addresses/{row.sid}", large.token),
         options.seconds,
     )
 

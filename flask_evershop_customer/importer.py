@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, NoSuchTableError
 
-from .address_schemas import AddressFields, parse_address
+from .address_schemas import FIELDS, AddressFields, parse_address
 from .config import Settings
 from .errors import Conflict, EverShopCustomerError, ValidationError
 from .evershop_hashes import is_bcrypt_hash
@@ -36,16 +36,6 @@ _SOURCE_UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
 CUSTOMER_COLUMNS = ("customer_id", "uuid", "status", "email", "password", "full_name")
-ADDRESS_FIELDS = (
-    "full_name",
-    "address_1",
-    "address_2",
-    "city",
-    "postcode",
-    "telephone",
-    "country",
-    "province",
-)
 
 
 class SourceUnreadable(EverShopCustomerError):
@@ -404,7 +394,7 @@ class EverShopImport:
                 counts.skipped.append(_skip_address(values, "uuid is not a UUID"))
                 continue
             values["uuid"] = uuid
-            body = {name: row.get(name) for name in ADDRESS_FIELDS}
+            body = {name: row.get(name) for name in FIELDS}
             if body["telephone"] is not None:
                 body["telephone"] = str(body["telephone"])
             try:

@@ -167,7 +167,6 @@ def test_update_takes_a_new_evershop_password_and_ends_the_sessions(
         connection.exec_driver_sql(
             f"UPDATE customer SET password = '{bcryptjs_hash('a new password here')}'"
         )
-    state_of(app)  # the app is set up
     with app.app_context():
         session = state_of(app).sessions.open_session(
             table_contents(app)["evershop_customer"][0]["uuid"]

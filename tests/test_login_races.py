@@ -28,6 +28,7 @@ from .conftest import (
     state_of,
     table_contents,
 )
+from .held_requests import mariadb_snapshot_isolation
 
 #: Seconds a helper thread may take; a hang fails instead.
 TIMEOUT = 30
@@ -318,57 +319,32 @@ def test_mariadb_snapshot_isolation_conflicts_are_retried(
     """MariaDB 11.6.2+ turns ``innodb_snapshot_isolation`` on by default: a write to a
     row changed since the transaction's snapshot fails with error 1020. Turned on here
     (the server of this suite may be older), it must be retried like a deadlock."""
-    if database.backend != "mysql":
-        pytest.skip("a MariaDB setting")
     app = app_factory()
-    with app.app_context():
-        engine = db.engine
-        with engine.connect() as connection:
-            has_setting = connection.exec_driver_sql(
-                "SHOW VARIABLES LIKE 'innodb_snapshot_isolation'"
-            ).all()
-    if not has_setting:
-        pytest.skip("this server has no innodb_snapshot_isolation")
-
-    def snapshot_isolation(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SET SESSION innodb_snapshot_isolation = ON")
-        cursor.close()
-
-    engine.dispose()
-    sa.event.listen(engine, "connect", snapshot_isolation)
-    try:
+    with mariadb_snapshot_isolation(app, database) as errors:
         api = Api(app, app.test_client(use_cookies=False))
         alice = api.register("alice@example.com")
         admin = api.admin_headers()  # an admin's first write is optimistic
         interferer = Interferer(app, alice["customer_id"])
         test_thread = threading.current_thread()
-        errors: list[object] = []
 
         def overtake(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             if threading.current_thread() is test_thread and statement.startswith(UPDATE_CUSTOMER):
                 if not interferer.outcomes:
                     interferer()
 
-        def error(context: Any) -> None:
-            errors.append(getattr(context.original_exception, "args", (None,))[0])
-
+        with app.app_context():
+            engine = db.engine
         sa.event.listen(engine, "before_cursor_execute", overtake)
-        sa.event.listen(engine, "handle_error", error)
         try:
             response = api.client.patch(
                 f"/api/customers/{alice['uuid']}", json={"full_name": "Mine"}, headers=admin
             )
         finally:
             sa.event.remove(engine, "before_cursor_execute", overtake)
-            sa.event.remove(engine, "handle_error", error)
             interferer.engine.dispose()
-        assert errors == [1020]  # the first write lost to the snapshot rule...
-        assert response.status_code == 200, response.get_json()  # ...and was retried
-        assert response.get_json()["data"]["full_name"] == "Mine"
-    finally:
-        sa.event.remove(engine, "connect", snapshot_isolation)
-        engine.dispose()
+    assert errors == [1020]  # the first write lost to the snapshot rule...
+    assert response.status_code == 200, response.get_json()  # ...and was retried
+    assert response.get_json()["data"]["full_name"] == "Mine"
 
 
 # -- a session ended while its request is in flight --------------------------------------

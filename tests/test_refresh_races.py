@@ -12,12 +12,11 @@ from typing import Any
 
 import jwt
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from .conftest import Api, AppFactory, Database, TokenPair, db, table_contents
-from .held_requests import TIMEOUT, Request, gates
+from .conftest import Api, AppFactory, Database, TokenPair, table_contents
+from .held_requests import TIMEOUT, Request, gates, mariadb_snapshot_isolation
 
 INVALID_REFRESH = {"error": {"status": 401, "message": "Invalid refresh token"}}
 SELECT_TOKEN = "SELECT evershop_customer_refresh_token.spent_at"
@@ -98,39 +97,11 @@ def test_mariadb_snapshot_isolation_makes_the_loser_a_lost_race_still(
     """With ``innodb_snapshot_isolation`` (on by default from MariaDB 11.6.2) the loser's
     UPDATE fails with error 1020 and its unit runs again, reading the token spent. It had
     read it unspent first: a lost race, not a replay."""
-    if database.backend != "mysql":
-        pytest.skip("a MariaDB setting")
     app = app_factory()
-    with app.app_context():
-        engine = db.engine
-        with engine.connect() as connection:
-            found = connection.exec_driver_sql(
-                "SHOW VARIABLES LIKE 'innodb_snapshot_isolation'"
-            ).all()
-    if not found:
-        pytest.skip("this server has no innodb_snapshot_isolation")
-
-    def snapshot_isolation(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SET SESSION innodb_snapshot_isolation = ON")
-        cursor.close()
-
-    errors: list[object] = []
-
-    def error(context: Any) -> None:
-        errors.append(getattr(context.original_exception, "args", (None,))[0])
-
-    engine.dispose()
-    sa.event.listen(engine, "connect", snapshot_isolation)
-    sa.event.listen(engine, "handle_error", error)
-    try:
+    with mariadb_snapshot_isolation(app, database) as errors:
         api = Api(app, app.test_client(use_cookies=False))
         api.register("alice@example.com")
         won, lost = lost_race(api, api.tokens("alice@example.com"))
-    finally:
-        sa.event.remove(engine, "connect", snapshot_isolation)
-        sa.event.remove(engine, "handle_error", error)
-        engine.dispose()
     assert errors == [1020]
     assert won.status_code == 200
     assert (lost.status_code, lost.get_json()) == (401, INVALID_REFRESH)
