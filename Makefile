@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres,mysql]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,postgres,mysql]'
 	touch $(STAMP)
 
 install: $(STAMP)

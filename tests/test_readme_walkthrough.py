@@ -9,21 +9,16 @@ reading that log.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .live_server import ROOT, LiveServer, make_run
+
 README_BASE = "http://127.0.0.1:5000"
 MARKER = "@@step@@"
 
@@ -52,53 +47,18 @@ def walkthrough() -> list[Step]:
     return steps
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def make_run(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """The example app served from a copy of the checkout's ``examples``, as ``make run``
-    serves it (``flask --app examples.app run``), with a fresh instance folder."""
-    shutil.copytree(
-        ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "EVERSHOP_"))}
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "examples.app", "run", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/customers/openapi.json"):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "server.log").read_text()) from None
-                time.sleep(0.2)
-        yield tmp_path, port
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+def live(tmp_path: Path) -> Iterator[LiveServer]:
+    with make_run(tmp_path) as server:
+        yield server
 
 
-def test_the_readme_walkthrough_runs_top_to_bottom(make_run: tuple[Path, int]) -> None:
-    folder, port = make_run
+def test_the_readme_walkthrough_runs_top_to_bottom(live: LiveServer) -> None:
     steps = walkthrough()
     assert len(steps) > 30, steps
     script = ["set -u"]
     for step in steps:
-        command = step.command.replace(README_BASE, f"http://127.0.0.1:{port}")
+        command = step.command.replace(README_BASE, live.url)
         if command.startswith("RESET_TOKEN="):
             # What the reader copies from the log.
             command = (
@@ -107,7 +67,7 @@ def test_the_readme_walkthrough_runs_top_to_bottom(make_run: tuple[Path, int]) -
         script += [f"echo {MARKER}", command]
     result = subprocess.run(
         ["bash", "-c", "\n".join(script)],
-        cwd=folder,
+        cwd=live.folder,
         capture_output=True,
         text=True,
         timeout=120,
