@@ -165,7 +165,7 @@ def test_cli_prints_a_working_admin_cookie(app: Flask, api: Api) -> None:
 
 @pytest.fixture
 def guarded_app(app_factory: AppFactory) -> Flask:
-    """Host views written as the README shows them, some of them ``async def``."""
+    """Host views written as the integration chapter shows them, some ``async def``."""
     app = app_factory()
 
     @app.get("/profile")

@@ -4,7 +4,7 @@ version counter, never by luck. No 500, no duplicate, no lost update.
 Each race holds every thread at its first write statement (an engine event with a
 barrier) until all of them are there, so the writes really overlap: the outcome does not
 depend on how the threads happen to be scheduled. On SQLite the app is the example app
-(WAL and a busy timeout), as the README recommends for several writers.
+(WAL and a busy timeout), as the deployment chapter recommends for several writers.
 """
 
 from __future__ import annotations

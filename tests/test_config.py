@@ -162,7 +162,7 @@ def test_host_prefixed_cookie_names_are_accepted() -> None:
 
 
 def test_settings_are_read_once_at_set_up() -> None:
-    """Changing ``app.config`` after ``init_app`` changes nothing (as the README says)."""
+    """Changing ``app.config`` after ``init_app`` changes nothing (as the manual says)."""
     app = start_app(TESTING=True)
     app.config["EVERSHOP_CUSTOMER_ALLOW_REGISTRATION"] = False
     app.config["EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH"] = 30

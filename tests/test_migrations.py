@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_evershop_customer import MIGRATIONS_DIRECTORY, EverShopCustomer, add_version_location
 
+from . import docs_blocks
 from .conftest import (
     CHEAP_HASH,
     PASSWORD,
@@ -308,10 +310,17 @@ def flask_db_fails(app: Flask, *args: str) -> str:
 def test_a_host_with_an_unlabelled_history_labels_it_and_upgrades_heads(
     empty_database: str, tmp_path: Path
 ) -> None:
-    """The README's path for a shop whose migrations predate the library: its history has
-    no branch label, so adding ours makes two heads, and a plain ``flask db upgrade`` or
-    ``flask db migrate`` refuses. Label the shop's first revision, then upgrade every
-    head and base the shop's next revisions on its own branch."""
+    """The integration chapter's path for a shop whose migrations predate the library:
+    its history has no branch label, so adding ours makes two heads, and a plain
+    ``flask db upgrade`` or ``flask db migrate`` refuses. Label the shop's first revision,
+    then upgrade every head and base the shop's next revisions on its own branch: the
+    chapter's own lines, as written there."""
+    label = docs_blocks.block("label-existing-branch").text.split("#")[0].strip()
+    upgrade, migrate_next = (
+        shlex.split(command.replace('"..."', "next"))[2:]
+        for command in docs_blocks.commands(docs_blocks.block("existing-history-upgrade").text)
+    )
+    assert upgrade == ["upgrade", "heads"]
     config = {
         "TESTING": True,
         "SECRET_KEY": SECRET_KEY,
@@ -343,15 +352,15 @@ def test_a_host_with_an_unlabelled_history_labels_it_and_upgrades_heads(
             (first,) = (directory / "versions").glob("*_products.py")
             # The library added: two heads, and the plain commands refuse.
             assert "Multiple head" in flask_db_fails(app, "upgrade")
-            # The README's steps: label the shop's first revision, upgrade every head...
+            # The chapter's steps: label the shop's first revision, upgrade every head...
             text = first.read_text()
             assert "branch_labels = None" in text
-            first.write_text(text.replace("branch_labels = None", "branch_labels = ('shop',)"))
-            flask_db(app, "upgrade", "heads")
+            first.write_text(text.replace("branch_labels = None", label))
+            flask_db(app, *upgrade)
             # ...and base the shop's next revisions on its own branch: a plain migrate
             # cannot tell which head to continue.
             assert "Multiple heads" in flask_db_fails(app, "migrate", "-m", "next")
-            flask_db(app, "migrate", "-m", "next", "--head", "shop@head")
+            flask_db(app, *migrate_next)
             (second,) = (directory / "versions").glob("*_next.py")
             assert f"down_revision = '{first.name.split('_')[0]}'" in second.read_text()
             assert "evershop_customer" not in second.read_text()

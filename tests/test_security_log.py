@@ -263,7 +263,7 @@ def test_no_password_hash_or_whole_token_reaches_any_log(
     assert caplog.records
     for record in caplog.records:
         if record.name.startswith("sqlalchemy."):
-            continue  # the host's SQL echo: see the README on hide_parameters
+            continue  # the host's SQL echo: see the security chapter on hide_parameters
         text = record.getMessage() + repr(vars(record))
         for secret in secrets:
             assert secret not in text, (record.name, record.getMessage())

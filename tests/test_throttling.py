@@ -283,7 +283,7 @@ def test_forwarding_headers_are_not_trusted_by_default(ip_limited: Flask) -> Non
 
 
 def test_behind_proxyfix_the_forwarded_client_is_counted(ip_limited: Flask) -> None:
-    """What the README tells hosts behind one reverse proxy to do."""
+    """What the security chapter tells hosts behind one reverse proxy to do."""
     # Flask's documented way to wrap the WSGI app; mypy sees a method being replaced.
     ip_limited.wsgi_app = ProxyFix(ip_limited.wsgi_app, x_for=1)  # type: ignore[method-assign]
     client = ip_limited.test_client()

@@ -1,4 +1,4 @@
-"""The README's schemathesis commands, as written there, against a live server of the
+"""The manual's schemathesis commands, as written there, against a live server of the
 example app: they pass against a correct deployment."""
 
 from __future__ import annotations
@@ -15,16 +15,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from . import docs_blocks
 from .conftest import PASSWORD
-
-ROOT = Path(__file__).resolve().parent.parent
-README_BASE = "http://127.0.0.1:5000"
-
-
-def readme_commands() -> list[str]:
-    """The ``$ st run ...`` lines of the README, continuation lines joined."""
-    text = (ROOT / "README.md").read_text("utf-8").replace("\\\n", " ")
-    return [line[2:] for line in text.splitlines() if line.startswith("$ st run ")]
 
 
 @pytest.fixture
@@ -52,10 +44,10 @@ def live_server(
             db.engine.dispose()
 
 
-def test_the_readme_schemathesis_commands_pass(
+def test_the_documented_schemathesis_commands_pass(
     live_server: tuple[BaseWSGIServer, Flask], tmp_path: Path
 ) -> None:
-    commands = readme_commands()
+    commands = docs_blocks.commands(docs_blocks.block("schemathesis-runs").text)
     assert len(commands) == 2, commands
     server, app = live_server
     base = f"http://127.0.0.1:{server.server_port}"
@@ -72,7 +64,7 @@ def test_the_readme_schemathesis_commands_pass(
     st = Path(sys.executable).parent / "st"
     for command in commands:
         line = (
-            command.replace(README_BASE, base)
+            command.replace(docs_blocks.DOCS_BASE, base)
             .replace("$ASID", cookie.group(1))
             .replace("$TOKEN", token)
         )

@@ -1,15 +1,14 @@
-"""The README's walk-through, run top to bottom as a reader would: its console blocks, in
-order, in one shell, against the example app served as ``make run`` serves it.
+"""The docs' walk-throughs, each run top to bottom as a reader would: its console blocks,
+in order, in one shell, against the example app served as ``make run`` serves it.
 
-Each command's answer must be what the README shows of it: a ``{"data": ...}`` where it
-shows one, the error it shows, and never an error where it shows none. The one step a
+Each command's answer must be what the docs show of it: a ``{"data": ...}`` where they
+show one, the error they show, and never an error where they show none. The one step a
 reader does by eye, copying the reset token from the server's log, is done here by
 reading that log.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .live_server import ROOT, LiveServer, make_run
+from .docs_blocks import DOCS_BASE, blocks_of, documents
+from .live_server import LiveServer, make_run
 
-README_BASE = "http://127.0.0.1:5000"
 MARKER = "@@step@@"
 
 
@@ -29,22 +28,28 @@ class Step:
     shown: str
 
 
-def walkthrough() -> list[Step]:
-    """The commands between the README's walk-through markers, with what it shows each
-    answers (continuation lines joined)."""
-    text = (ROOT / "README.md").read_text("utf-8")
-    region = text[
-        text.index("<!-- walk-through: start -->") : text.index("<!-- walk-through: end -->")
-    ]
+def walkthrough(path: Path) -> list[Step]:
+    """The commands of a document's walk-through, with what it shows each answers
+    (continuation lines joined)."""
     steps: list[Step] = []
-    for block in re.findall(r"```console\n(.*?)```", region, re.S):
-        lines = block.replace("\\\n", " ").splitlines()
-        for line in lines:
+    for block in blocks_of(path):
+        if not (block.in_walkthrough and block.language == "console"):
+            continue
+        for line in block.text.replace("\\\n", " ").splitlines():
             if line.startswith("$ "):
                 steps.append(Step(line[2:], ""))
             elif steps:
                 steps[-1] = Step(steps[-1].command, steps[-1].shown + line)
     return steps
+
+
+WALKTHROUGHS = [path for path in documents() if walkthrough(path)]
+
+
+def test_the_walkthroughs_are_found() -> None:
+    """The quick start's short one and the HTTP API chapter's long one."""
+    assert [path.name for path in WALKTHROUGHS] == ["api.md", "quickstart.md"]
+    assert len(walkthrough(WALKTHROUGHS[0])) > 30
 
 
 @pytest.fixture
@@ -53,12 +58,12 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
 
 
-def test_the_readme_walkthrough_runs_top_to_bottom(live: LiveServer) -> None:
-    steps = walkthrough()
-    assert len(steps) > 30, steps
+@pytest.mark.parametrize("path", WALKTHROUGHS, ids=lambda path: path.name)
+def test_the_walkthrough_runs_top_to_bottom(path: Path, live: LiveServer) -> None:
+    steps = walkthrough(path)
     script = ["set -u"]
     for step in steps:
-        command = step.command.replace(README_BASE, live.url)
+        command = step.command.replace(DOCS_BASE, live.url)
         if command.startswith("RESET_TOKEN="):
             # What the reader copies from the log.
             command = (
