@@ -1,11 +1,13 @@
-"""The example app served as ``make run`` serves it, in a process of its own, for the tests
-that talk to it as a reader or a browser would (the docs' walk-through, the storefront page).
+"""The example app served by ``make run`` itself, in a process of its own, for the tests
+that talk to it as a reader or a browser would (the docs' walk-throughs, the storefront
+page).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -44,21 +46,28 @@ def free_port() -> int:
 
 @contextmanager
 def make_run(folder: Path, **config: str) -> Iterator[LiveServer]:
-    """``flask --app examples.app run`` from a copy of the checkout's ``examples`` in
-    ``folder``, with a fresh instance folder; ``config`` adds ``FLASK_*`` variables."""
+    """``make run`` in ``folder``, a copy of the checkout's ``Makefile`` and ``examples``
+    with a fresh instance folder, using this interpreter's virtual environment as is;
+    ``config`` adds ``FLASK_*`` variables. Its port is a free one (``FLASK_RUN_PORT``)."""
     shutil.copytree(
         ROOT / "examples", folder / "examples", ignore=shutil.ignore_patterns("__pycache__")
     )
+    for name in ("Makefile", "pyproject.toml", "setup.py"):
+        shutil.copy2(ROOT / name, folder / name)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "EVERSHOP_"))}
     env.update({f"FLASK_{key}": value for key, value in config.items()})
+    env["FLASK_RUN_PORT"] = str(port)
+    venv = Path(sys.prefix)
     log = (folder / "server.log").open("w")
+    # -o: the environment is installed already (it runs this test); never reinstall it.
     server = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "examples.app", "run", "--port", str(port)],
+        ["make", "--no-print-directory", "run", f"VENV={venv}", "-o", f"{venv}/.installed-stamp"],
         cwd=folder,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     live = LiveServer(folder, port)
     try:
@@ -73,6 +82,6 @@ def make_run(folder: Path, **config: str) -> Iterator[LiveServer]:
                 time.sleep(0.2)
         yield live
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # make and the server it started
         server.wait(10)
         log.close()

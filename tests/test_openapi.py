@@ -20,6 +20,7 @@ from werkzeug.routing import Rule
 import flask_evershop_customer
 from flask_evershop_customer.views import ROUTES, STOREFRONT_ROUTES
 
+from . import docs_blocks
 from .conftest import (
     OTHER_PASSWORD,
     PASSWORD,
@@ -542,3 +543,12 @@ def test_server_failures_answer_as_documented(
     assert response.status_code == status
     if status == 503:
         assert response.headers["Retry-After"] == "1"
+
+
+def test_the_manual_lists_every_operation_of_the_document() -> None:
+    """The HTTP API chapter's endpoint table and the packaged document name the same
+    operations (with the storefront routes, which the document describes too)."""
+    chapter = (docs_blocks.ROOT / "docs" / "api.md").read_text("utf-8")
+    rows = re.findall(r"^\| `(GET|POST|PATCH|DELETE) (/[^`]*)` \|", chapter, re.M)
+    assert {(method, template(path)) for method, path in rows} == documented_operations(packaged())
+    assert len(rows) == len(documented_operations(packaged()))

@@ -1,0 +1,44 @@
+"""No example in the docs goes unrun: every code and console block of the README and the
+manual is a walk-through's console block (run by ``test_docs_walkthrough``), a Sphinx
+directive (run by ``make docs``), or a named block that some test fetches by its name."""
+
+from __future__ import annotations
+
+import re
+
+from .docs_blocks import ROOT, all_blocks
+
+LANGUAGES = {"console", "python", "text"}
+
+
+def fetched_names() -> set[str]:
+    """The names the tests fetch with ``block("...")``."""
+    sources = (path.read_text("utf-8") for path in (ROOT / "tests").glob("test_*.py"))
+    return {name for source in sources for name in re.findall(r'block\("([a-z0-9-]+)"\)', source)}
+
+
+def test_every_block_is_run_by_a_walkthrough_make_docs_or_a_named_test() -> None:
+    unclaimed = [
+        block.where()
+        for block in all_blocks()
+        if block.name is None
+        and not block.language.startswith("{")
+        and not (block.in_walkthrough and block.language == "console")
+    ]
+    assert unclaimed == [], "name these blocks and run them in a test"
+
+
+def test_every_named_block_is_fetched_by_a_test() -> None:
+    names = [block.name for block in all_blocks() if block.name]
+    assert len(names) == len(set(names)), "block names must be unique"
+    assert sorted(set(names) - fetched_names()) == []
+    assert sorted(fetched_names() - set(names)) == [], "a test fetches a block that is gone"
+
+
+def test_blocks_are_of_known_kinds() -> None:
+    """Console blocks show commands; every other block is Python, plain text or a
+    directive, so nothing is silently left to the reader."""
+    for block in all_blocks():
+        assert block.language in LANGUAGES or block.language.startswith("{"), block.where()
+        if block.language == "console":
+            assert block.text.startswith("$ "), block.where()
