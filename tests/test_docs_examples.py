@@ -40,6 +40,7 @@ from .conftest import (
     Api,
     CheckedClient,
 )
+from .docs_blocks import Block
 
 #: What the examples' ``SECRET_KEY="...at least 32 random bytes..."`` stands for.
 SECRET_PLACEHOLDER = '"...at least 32 random bytes..."'
@@ -59,10 +60,9 @@ def fill_secret(code: str) -> str:
     return code.replace(SECRET_PLACEHOLDER, repr(SECRET_KEY))
 
 
-def run_block(name: str, namespace: dict[str, Any], code: str | None = None) -> None:
-    """Execute block ``name`` (or ``code``, its text with placeholders filled in) in
+def run_block(block: Block, namespace: dict[str, Any], code: str | None = None) -> None:
+    """Execute ``block`` (or ``code``, its text with placeholders filled in) in
     ``namespace``; tracebacks point at the block's place in the docs."""
-    block = docs_blocks.block(name)
     assert block.language == "python", block.where()
     exec(compile(code or block.text, block.where(), "exec"), namespace)
 
@@ -170,6 +170,7 @@ def test_readme_smallest_app_registers_and_logs_in(
     """The README's smallest integration, a module of its own, serves ``POST
     /api/customers`` and ``POST /api/customers/sessions``, creates its tables itself, and
     keeps ``sqlite:///shop.db`` in the app's instance folder."""
+    # As written but for the SECRET_KEY placeholder; sqlite:///shop.db stays as it is.
     (tmp_path / "readme_shop.py").write_text(
         fill_secret(docs_blocks.block("readme-smallest-app").text), "utf-8"
     )
@@ -217,11 +218,12 @@ class Product(db.Model):
 """
 
 
-def run_flask(tmp_path: Path, console_block: str, env: dict[str, str]) -> None:
+def run_flask(tmp_path: Path, console: Block, env: dict[str, str]) -> None:
     """Run every command of a console block as ``python -m flask --app shop ...`` in
     ``tmp_path`` (the docs' ``flask`` is the one of the host's environment)."""
-    commands = docs_blocks.commands(docs_blocks.block(console_block).text)
-    assert commands, console_block
+    assert console.language == "console", console.where()
+    commands = docs_blocks.commands(console.text)
+    assert commands, console.where()
     for command in commands:
         program, *args = shlex.split(command)
         assert program == "flask", command
@@ -242,15 +244,16 @@ def test_app_factory_with_the_documented_migration_commands(tmp_path: Path) -> N
     ``shop`` in the host's own ``migrations/versions``, leaving the extension's tables
     alone. ``FLASK_SQLALCHEMY_DATABASE_URI`` in the environment then wins over the
     factory's default database."""
+    # As written but for the SECRET_KEY placeholder, plus a model of the host's own.
     code = fill_secret(docs_blocks.block("app-factory").text)
     (tmp_path / "shop.py").write_text(code + HOST_MODEL, "utf-8")
     env = outside_env()
     default_database = tmp_path / "instance" / "shop.db"
 
-    run_flask(tmp_path, "db-init", env)
-    run_flask(tmp_path, "upgrade-heads", env)
+    run_flask(tmp_path, docs_blocks.block("db-init"), env)
+    run_flask(tmp_path, docs_blocks.block("upgrade-heads"), env)
     assert table_names(default_database) == extension_tables() | {"alembic_version"}
-    run_flask(tmp_path, "first-own-revision", env)
+    run_flask(tmp_path, docs_blocks.block("first-own-revision"), env)
 
     revisions = list((tmp_path / "migrations" / "versions").glob("*.py"))
     assert len(revisions) == 1, revisions
@@ -263,7 +266,7 @@ def test_app_factory_with_the_documented_migration_commands(tmp_path: Path) -> N
     other_database = tmp_path / "other.sqlite"
     run_flask(
         tmp_path,
-        "upgrade-heads",
+        docs_blocks.block("upgrade-heads"),
         {**env, "FLASK_SQLALCHEMY_DATABASE_URI": sqlite_url(other_database)},
     )
     # Both branches land in the other database; the default one was left as it was.
@@ -277,13 +280,14 @@ def test_app_factory_with_the_documented_migration_commands(tmp_path: Path) -> N
 def test_register_blueprint_lines_under_api_and_v1(hosts: HostBuilder) -> None:
     """Each line of the block, on an app of its own, sets the extension up: the plain
     registration serves under the configured ``/api``, ``url_prefix="/v1"`` moves it."""
-    lines = [line for line in docs_blocks.block("register-blueprint").text.splitlines() if line]
+    block = docs_blocks.block("register-blueprint")
+    lines = [line for line in block.text.splitlines() if line]
     assert len(lines) == 2
     for line, prefix, other in zip(lines, ["/api", "/v1"], ["/v1", "/api"], strict=True):
         host = hosts.bare()
         host.db.init_app(host.app)
         # Registering one blueprint twice on one app raises: one fresh app per line.
-        run_block("register-blueprint", host.namespace(), code=line)
+        run_block(block, host.namespace(), code=line)
         rules = [rule.rule for rule in host.app.url_map.iter_rules()]
         assert f"{prefix}/customers/sessions" in rules
         assert not any(rule.startswith(f"{other}/") for rule in rules)
@@ -325,7 +329,8 @@ def admin_login_host(host: Host) -> None:
         host.db.session.add(Admin(id=1, email=ADMIN_EMAIL, password=ADMIN_PASSWORD))
         host.db.session.commit()
     # The report's body is the example's placeholder: the test gives it one.
-    code = docs_blocks.block("admin-login").text
+    block = docs_blocks.block("admin-login")
+    code = block.text
     assert "def report(): ...\n" in code
     code = code.replace("def report(): ...\n", 'def report():\n    return {"report": "ok"}\n')
     namespace = host.namespace(
@@ -334,7 +339,7 @@ def admin_login_host(host: Host) -> None:
         Admin=Admin,
         check_your_admin_credentials=check_your_admin_credentials,
     )
-    run_block("admin-login", namespace, code=code)
+    run_block(block, namespace, code=code)
 
 
 def test_admin_login_logout_and_protected_routes(host: Host) -> None:
@@ -405,7 +410,7 @@ def test_admin_loader_refuses_a_non_numeric_id(host: Host, admin_id: str) -> Non
 def test_whoami_answers_the_identity(host: Host) -> None:
     """``/whoami`` answers the uuid and session id of the bearer token's session, and
     ``customer_required`` refuses a request without one."""
-    run_block("whoami", host.namespace())
+    run_block(docs_blocks.block("whoami"), host.namespace())
     api = host.api()
     customer = api.register("ann@example.com")
     login = api.login("ann@example.com")
@@ -424,7 +429,7 @@ def test_current_customer_on_open_routes(host: Host, caplog: pytest.LogCaptureFi
         calls.append(customer_id)
         return ["order-1"]
 
-    run_block("current-customer", host.namespace(your_orders_of=your_orders_of))
+    run_block(docs_blocks.block("current-customer"), host.namespace(your_orders_of=your_orders_of))
     api = host.api()
     customer = api.register("ann@example.com")
     login = api.login("ann@example.com")
@@ -445,7 +450,7 @@ def test_signal_receiver_logs_new_customers(host: Host, caplog: pytest.LogCaptur
     """The ``customer_created`` receiver writes ``new customer <uuid>`` on the app's log
     when a customer registers."""
     namespace = host.namespace()
-    run_block("signal-receiver", namespace)
+    run_block(docs_blocks.block("signal-receiver"), namespace)
     try:
         caplog.set_level(logging.INFO, logger=host.app.logger.name)
         customer = host.api().register("ann@example.com")
@@ -468,7 +473,7 @@ def test_reset_receiver_mails_a_working_link(host: Host) -> None:
         mails.append((to, body))
 
     namespace = host.namespace(send_mail=send_mail)
-    run_block("reset-receiver", namespace)
+    run_block(docs_blocks.block("reset-receiver"), namespace)
     try:
         api = host.api()
         api.register("ann@example.com")
@@ -501,7 +506,7 @@ def test_proxy_fix_counts_failures_per_forwarded_address(hosts: HostBuilder) -> 
     ``X-Forwarded-For``: one client over the per-address limit is throttled, while
     another client, and the proxy's own address, are not."""
     host = hosts(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES_PER_IP=2)
-    run_block("proxy-fix", host.namespace())
+    run_block(docs_blocks.block("proxy-fix"), host.namespace())
     client = host.app.test_client(use_cookies=False)
 
     def login_from(address: str | None, email: str) -> int:
@@ -525,7 +530,7 @@ def test_security_log_handler_writes_utc_lines(
     security = logging.getLogger(SECURITY_LOGGER)
     level, handlers = security.level, list(security.handlers)
     try:
-        run_block("security-log-handler", {})
+        run_block(docs_blocks.block("security-log-handler"), {})
         api = host.api()
         customer = api.register("ann@example.com")
         api.login("ann@example.com")
@@ -556,7 +561,7 @@ def test_sqlite_pragmas_take_effect(hosts: HostBuilder) -> None:
     """On a file-based SQLite, the block's connections wait 30 s for a lock, use WAL and
     enforce foreign keys, and the extension works on them."""
     host = hosts.bare()
-    run_block("sqlite-pragmas", host.namespace(sqlalchemy=sqlalchemy))
+    run_block(docs_blocks.block("sqlite-pragmas"), host.namespace(sqlalchemy=sqlalchemy))
     host.customers.init_app(host.app)
     with host.app.app_context():
         host.db.create_all()
