@@ -12,9 +12,16 @@ LANGUAGES = {"console", "python", "text"}
 
 
 def fetched_names() -> set[str]:
-    """The names the tests fetch with ``block("...")``."""
+    """The names the tests fetch: ``block("...")``, or a parametrized name (a string
+    literal of the test files that names a block)."""
+    names = {block.name for block in all_blocks() if block.name}
     sources = (path.read_text("utf-8") for path in (ROOT / "tests").glob("test_*.py"))
-    return {name for source in sources for name in re.findall(r'block\("([a-z0-9-]+)"\)', source)}
+    literals = {name for source in sources for name in re.findall(r'"([a-z0-9-]+)"', source)}
+    return literals & names | {
+        name
+        for path in (ROOT / "tests").glob("test_*.py")
+        for name in re.findall(r'block\("([a-z0-9-]+)"\)', path.read_text("utf-8"))
+    }
 
 
 def test_every_block_is_run_by_a_walkthrough_make_docs_or_a_named_test() -> None:
