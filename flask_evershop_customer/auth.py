@@ -188,7 +188,9 @@ def _cross_site() -> bool:
     origin = request.headers.get("Origin")
     if origin is not None:
         return origin.rstrip("/").lower() != f"{request.scheme}://{request.host}".lower()
-    return request.headers.get("Sec-Fetch-Site") == "cross-site"
+    # "same-site" is another origin too (another port, a sibling subdomain), which the
+    # Origin rule above refuses: a GET logout from its <img> carries no Origin.
+    return request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site")
 
 
 def _origin_hint() -> str:

@@ -130,7 +130,11 @@ def test_logout_of_an_ended_session_is_quiet(shop: Api) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}],
+    [
+        {"Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # another origin of the site: an <img> elsewhere
+    ],
 )
 def test_another_site_can_neither_log_a_browser_in_nor_out(
     shop: Api, headers: dict[str, str]
