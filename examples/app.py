@@ -13,6 +13,24 @@ of a host's own customer-only route: it needs only who is calling, so with
 ``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False`` an access token costs it no
 query. EverShop's storefront routes (``POST /customer/login``, ``GET|POST
 /customer/logout``) are on, as a shop running EverShop's storefront code would want.
+
+``GET /`` is a small storefront account page (``examples/storefront/``: plain HTML and
+``fetch``, no build step) that uses the API with the token cookie, as a browser-based shop
+would: register, log in, the profile, addresses, sessions, a password reset and log out.
+``GET /reset-password`` is the same page, opening its "choose a new password" form with the
+``token`` of its query. The page is sent with a strict Content-Security-Policy (scripts,
+styles and requests of this origin only, no inline code, no framing, no native form
+submission), ``Referrer-Policy: no-referrer`` (the reset link's query holds a token) and
+``Cache-Control: no-store``.
+
+A password reset link is written on the log (a real shop mails it). ``EXAMPLE_RESET_LINK``,
+a template with ``{token}``, says where it points. Unset (the default), the link is this
+app's own ``/reset-password`` at the address the reset request was sent to, but only when
+that address is a loopback one (``127.0.0.1``, ``localhost``, ``[::1]``), so that ``make
+run`` on any port links to itself. On any other host the request's ``Host`` header is the
+client's to choose (a reset requested with ``Host: evil.example`` would put the customer's
+token in a link to another site), so the link is then only the path, and a deployment sets
+``EXAMPLE_RESET_LINK`` to its public address.
 """
 
 from __future__ import annotations
@@ -20,13 +38,24 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, jsonify, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    has_request_context,
+    jsonify,
+    request,
+    send_from_directory,
+)
 from flask_migrate import Migrate, upgrade
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -55,6 +84,23 @@ migrate = Migrate(directory=MIGRATIONS_DIRECTORY)
 #: Throttling counters of the admin login, apart from the customers' logins.
 ADMIN_LOGIN_SCOPE = "admin-login"
 ADMIN_PATHS = frozenset({"/admin/login", "/admin/logout"})
+#: Hosts (with any port) whose reset links may be built from the request itself.
+LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?", re.IGNORECASE)
+#: The storefront page and its two files, served by ``_add_storefront_page``.
+STOREFRONT_DIRECTORY = Path(__file__).resolve().parent / "storefront"
+STOREFRONT_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self'",
+        # The forms are sent by the script only: without it, none is sent at all.
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
 
 
 @customers.admin_loader
@@ -74,7 +120,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         EXAMPLE_EXPOSE_WORKER_PID=False,
         EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH=4096,
         # Where the storefront's "choose a new password" page lives; {token} is filled in.
-        EXAMPLE_RESET_LINK="http://127.0.0.1:5000/reset-password?token={token}",
+        # None: this app's own page, at a loopback address only (see the module's doc).
+        EXAMPLE_RESET_LINK=None,
         EVERSHOP_CUSTOMER_STOREFRONT_ROUTES=True,
     )
     app.config.from_prefixed_env()
@@ -88,6 +135,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db)
     _add_admin_login(app)
     app.add_url_rule("/whoami", "whoami", _whoami)
+    _add_storefront_page(app)
     password_reset_requested.connect(_log_reset_link, sender=app)
     if app.config["EXAMPLE_EXPOSE_WORKER_PID"]:
         _expose_worker_pid(app)
@@ -106,8 +154,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _log_reset_link(app: Flask, customer: dict[str, Any], token: str) -> None:
     """A real shop mails the link; the example writes it on its log, so that the whole
     reset can be tried by hand with ``make run``."""
-    link = app.config["EXAMPLE_RESET_LINK"].format(token=token)
+    template: str | None = app.config["EXAMPLE_RESET_LINK"]
+    if template is not None:
+        link = template.format(token=token)
+    else:
+        link = f"{_own_base_url()}/reset-password?{urlencode({'token': token})}"
     app.logger.warning("Password reset link for %s: %s", customer["email"], link)
+
+
+def _own_base_url() -> str:
+    """``scheme://host:port`` of the request when its host is a loopback one, else ``""``
+    (a path alone): anywhere else the ``Host`` header cannot be trusted to be ours."""
+    if has_request_context() and LOOPBACK_HOST.fullmatch(request.host):
+        return f"{request.scheme}://{request.host}"
+    return ""
 
 
 def _expose_worker_pid(app: Flask) -> None:
@@ -207,6 +267,43 @@ def _admin_login() -> Response:
         raise InvalidCredentials()
     attempt.succeeded()
     return customers.login_admin(_no_store_json({"data": {"admin": admin_email}}), admin_email)
+
+
+def _add_storefront_page(app: Flask) -> None:
+    """``GET /`` and ``GET /reset-password``: the storefront page; its script and style."""
+    app.add_url_rule("/", "storefront", _storefront_page)
+    app.add_url_rule("/reset-password", "storefront_reset_password", _storefront_page)
+    app.add_url_rule("/storefront.js", "storefront_script", _storefront_file("storefront.js"))
+    app.add_url_rule("/storefront.css", "storefront_style", _storefront_file("storefront.css"))
+
+
+def _storefront_page() -> Response:
+    """The page, whose script decides what to show (the reset form when the query has a
+    token). Never cached: its address may hold a reset token."""
+    response = _storefront_response("index.html")
+    response.cache_control.no_store = True
+    response.headers["Content-Security-Policy"] = STOREFRONT_POLICY
+    # A token in the address must not travel on in a Referer.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _storefront_file(name: str) -> Callable[[], Response]:
+    """A view sending one of the page's files."""
+
+    def view() -> Response:
+        return _storefront_response(name)
+
+    return view
+
+
+def _storefront_response(name: str) -> Response:
+    """One of the page's files, checked again on every use (an edited script is seen at
+    the next reload), and never taken for another type."""
+    response = send_from_directory(STOREFRONT_DIRECTORY, name)
+    response.cache_control.no_cache = True
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _admin_logout() -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -352,19 +353,138 @@ def test_a_crash_in_the_admin_login_answers_json_and_other_paths_keep_flask_s_pa
     assert elsewhere.mimetype == "text/html"
 
 
-def test_a_reset_link_is_written_on_the_log(
-    admin_app: Flask, admin_client: FlaskClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    """``make run`` shows the whole reset by hand: the link appears on the log."""
+def reset_link(client: FlaskClient, caplog: pytest.LogCaptureFixture, **options: Any) -> str:
+    """The link the example logs for a reset requested by ``client`` (``options``: the
+    test client's, such as ``base_url``)."""
     body = {"email": "reset@example.com", "password": "a fine password", "full_name": "R"}
-    assert admin_client.post("/api/customers", json=body).status_code == 200
-    request = admin_client.post("/api/customers/reset-password", json={"email": body["email"]})
+    client.post("/api/customers", json=body)
+    caplog.clear()
+    request = client.post("/api/customers/reset-password", json={"email": body["email"]}, **options)
     assert request.status_code == 200
     [line] = [r.getMessage() for r in caplog.records if "reset link" in r.getMessage()]
-    assert line.startswith("Password reset link for reset@example.com: http://")
-    token = line.rpartition("token=")[2]
+    prefix = "Password reset link for reset@example.com: "
+    assert line.startswith(prefix)
+    return line.removeprefix(prefix)
+
+
+def test_a_reset_link_is_written_on_the_log(
+    admin_client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``make run`` shows the whole reset by hand: the link appears on the log, and opens
+    the storefront page of the server the reset was asked of, whatever its port."""
+    link = reset_link(admin_client, caplog, base_url="http://127.0.0.1:5123")
+    assert link.startswith("http://127.0.0.1:5123/reset-password?token=")
+    token = link.rpartition("token=")[2]
+    with admin_client.get(link) as page:
+        assert page.status_code == 200 and page.mimetype == "text/html"
     new = {"token": token, "password": "another fine password"}
     assert admin_client.post("/api/customers/password", json=new).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://localhost", "http://LOCALHOST:8000", "https://[::1]:8443"]
+)
+def test_a_reset_link_follows_a_loopback_host(
+    admin_client: FlaskClient, caplog: pytest.LogCaptureFixture, base_url: str
+) -> None:
+    link = reset_link(admin_client, caplog, base_url=base_url)
+    assert link.startswith(f"{base_url.lower()}/reset-password?token=")
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://evil.example", "http://127.0.0.1.evil.example", "http://localhost.:5000"],
+)
+def test_a_reset_link_never_follows_another_host(
+    admin_client: FlaskClient, caplog: pytest.LogCaptureFixture, base_url: str
+) -> None:
+    """Anyone may send a reset request with the Host of their choice: the customer's link
+    must not lead there. Without a configured link, it is a path alone."""
+    link = reset_link(admin_client, caplog, base_url=base_url)
+    assert link.startswith("/reset-password?token=")
+
+
+def test_a_configured_reset_link_wins(instance: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from examples.app import create_app
+
+    template = "https://shop.example/account/reset?token={token}"
+    client = create_app({**FAST, "EXAMPLE_RESET_LINK": template}).test_client()
+    link = reset_link(client, caplog)
+    assert link.startswith("https://shop.example/account/reset?token=")
+
+
+# -- the storefront page ----------------------------------------------------------------
+
+STRICT_POLICY = {
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "img-src 'self'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+}
+
+
+@pytest.mark.parametrize("path", ["/", "/reset-password?token=abc", "/reset-password"])
+def test_the_storefront_page_is_served_with_a_strict_policy(instance: Path, path: str) -> None:
+    from examples.app import create_app
+
+    with create_app(FAST).test_client().get(path) as response:
+        page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert set(response.headers["Content-Security-Policy"].split("; ")) == STRICT_POLICY
+    # The reset link's token is in the address: kept by no cache, sent on in no Referer.
+    assert response.cache_control.no_store
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert '<script src="/storefront.js" defer></script>' in page
+    assert 'id="status" role="status"' in page
+
+
+def test_the_storefront_page_has_no_inline_code(instance: Path) -> None:
+    """script-src and style-src 'self' refuse inline code: the page must have none."""
+    from examples.app import create_app
+
+    with create_app(FAST).test_client().get("/") as response:
+        page = response.get_data(as_text=True)
+    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/storefront.js" defer>']
+    assert "<style" not in page
+    assert re.search(r"\s(?:style|on[a-z]+)=", page) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "mimetype"),
+    [("/storefront.js", "text/javascript"), ("/storefront.css", "text/css")],
+)
+def test_the_storefront_files(instance: Path, path: str, mimetype: str) -> None:
+    from examples.app import create_app
+
+    with create_app(FAST).test_client().get(path) as response:
+        assert response.status_code == 200
+    # Python before 3.12 names JavaScript application/javascript.
+    assert response.mimetype in {mimetype, mimetype.replace("text/", "application/")}
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.cache_control.no_cache
+
+
+def test_the_storefront_script_renders_no_markup() -> None:
+    """What comes from the API is shown with textContent: the script never writes HTML."""
+    script = (Path(__file__).parent.parent / "examples/storefront/storefront.js").read_text()
+    assert (
+        re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(", script) is None
+    )
+
+
+def test_the_storefront_page_writes_only_to_the_api(instance: Path) -> None:
+    """The page is not an API: only GET (and HEAD, OPTIONS) are answered."""
+    from examples.app import create_app
+
+    client = create_app(FAST).test_client()
+    assert client.post("/").status_code == 405
+    assert client.post("/reset-password").status_code == 405
 
 
 def test_the_storefront_routes_and_a_customer_only_host_route(instance: Path) -> None:
