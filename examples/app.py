@@ -170,6 +170,43 @@ def _own_base_url() -> str:
     return ""
 
 
+def _add_storefront_page(app: Flask) -> None:
+    """``GET /`` and ``GET /reset-password``: the storefront page; its script and style."""
+    app.add_url_rule("/", "storefront", _storefront_page)
+    app.add_url_rule("/reset-password", "storefront_reset_password", _storefront_page)
+    app.add_url_rule("/storefront.js", "storefront_script", _storefront_file("storefront.js"))
+    app.add_url_rule("/storefront.css", "storefront_style", _storefront_file("storefront.css"))
+
+
+def _storefront_page() -> Response:
+    """The page, whose script decides what to show (the reset form when the query has a
+    token). Never cached: its address may hold a reset token."""
+    response = _storefront_response("index.html")
+    response.cache_control.no_store = True
+    response.headers["Content-Security-Policy"] = STOREFRONT_POLICY
+    # A token in the address must not travel on in a Referer.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _storefront_file(name: str) -> Callable[[], Response]:
+    """A view sending one of the page's files."""
+
+    def view() -> Response:
+        return _storefront_response(name)
+
+    return view
+
+
+def _storefront_response(name: str) -> Response:
+    """One of the page's files, checked again on every use (an edited script is seen at
+    the next reload), and never taken for another type."""
+    response = send_from_directory(STOREFRONT_DIRECTORY, name)
+    response.cache_control.no_cache = True
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def _expose_worker_pid(app: Flask) -> None:
     """``X-Worker-Pid`` on every response: which process answered (for tests and demos
     of several workers; off by default)."""
@@ -267,43 +304,6 @@ def _admin_login() -> Response:
         raise InvalidCredentials()
     attempt.succeeded()
     return customers.login_admin(_no_store_json({"data": {"admin": admin_email}}), admin_email)
-
-
-def _add_storefront_page(app: Flask) -> None:
-    """``GET /`` and ``GET /reset-password``: the storefront page; its script and style."""
-    app.add_url_rule("/", "storefront", _storefront_page)
-    app.add_url_rule("/reset-password", "storefront_reset_password", _storefront_page)
-    app.add_url_rule("/storefront.js", "storefront_script", _storefront_file("storefront.js"))
-    app.add_url_rule("/storefront.css", "storefront_style", _storefront_file("storefront.css"))
-
-
-def _storefront_page() -> Response:
-    """The page, whose script decides what to show (the reset form when the query has a
-    token). Never cached: its address may hold a reset token."""
-    response = _storefront_response("index.html")
-    response.cache_control.no_store = True
-    response.headers["Content-Security-Policy"] = STOREFRONT_POLICY
-    # A token in the address must not travel on in a Referer.
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
-def _storefront_file(name: str) -> Callable[[], Response]:
-    """A view sending one of the page's files."""
-
-    def view() -> Response:
-        return _storefront_response(name)
-
-    return view
-
-
-def _storefront_response(name: str) -> Response:
-    """One of the page's files, checked again on every use (an edited script is seen at
-    the next reload), and never taken for another type."""
-    response = send_from_directory(STOREFRONT_DIRECTORY, name)
-    response.cache_control.no_cache = True
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 def _admin_logout() -> Response:

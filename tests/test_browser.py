@@ -227,32 +227,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def open_browser(chromium: None, live: LiveServer, tmp_path: Path) -> Iterator[Callable[[], Page]]:
-    """Start browsers, each with a profile of its own (so cookies of its own)."""
-    drivers: list[Chrome] = []
-
-    def start() -> Page:
-        options = ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for argument in CHROMIUM_ARGUMENTS:
-            options.add_argument(argument)
-        profile = tmp_path / f"profile-{len(drivers)}"
-        options.add_argument(f"--user-data-dir={profile}")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-        drivers.append(driver)
+def page(chromium: None, live: LiveServer, tmp_path: Path) -> Iterator[Page]:
+    """A fresh headless Chromium (a profile of its own, so no cookie yet) on the shop."""
+    options = ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in CHROMIUM_ARGUMENTS:
+        options.add_argument(argument)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
         driver.set_script_timeout(WAIT)
         driver.set_page_load_timeout(WAIT)
-        return Page(driver, live.url)
-
-    yield start
-    for driver in drivers:
+        yield Page(driver, live.url)
+    finally:
         driver.quit()
-
-
-@pytest.fixture
-def page(open_browser: Callable[[], Page]) -> Page:
-    return open_browser()
 
 
 @pytest.fixture(scope="module")
@@ -506,6 +495,9 @@ def test_list_and_end_sessions(page: Page, live: LiveServer) -> None:
     assert mine.find_elements(By.CLASS_NAME, "session-end") == []
 
     button = other.find_element(By.CLASS_NAME, "session-end")
+    # Which session the button ends, for a screen reader too.
+    label = button.get_attribute("aria-label") or ""
+    assert label.startswith("End: the session since ") and label.endswith("ExamplePhone/1.0")
     assert page.act(button) == Outcome("ok", "That session is ended.", 200)
     assert len(page.items("session-list")) == 1
     assert call(live, "GET", "/api/customers/me", token=phone["token"])[0] == 401

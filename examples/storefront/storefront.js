@@ -110,8 +110,11 @@ function showSignedOut() {
   state.sid = null;
   $("account").hidden = true;
   $("signed-out").hidden = false;
+  // Nothing of the customer stays on the page (a shared computer).
   $("profile-full-name").textContent = "";
   $("profile-email").textContent = "";
+  $("profile-form").reset();
+  clearAddressForm();
   $("address-list").replaceChildren();
   $("session-list").replaceChildren();
 }
@@ -159,6 +162,9 @@ async function completeReset() {
   state.resetToken = null;
   $("reset-form").reset();
   $("reset-section").hidden = true;
+  if (state.customer !== null) {
+    showSignedOut(); // the reset ended this browser's session too
+  }
   return "Your password is changed, and every session of yours has ended. Log in with the new password.";
 }
 
@@ -233,11 +239,13 @@ function describeAddress(address) {
   return parts.filter(Boolean).join(", ");
 }
 
-function button(text, className, handler) {
+/** A button of a list item; `label` names what it acts on, for screen readers. */
+function button(text, className, label, handler) {
   const element = document.createElement("button");
   element.type = "button";
   element.className = className;
   element.textContent = text;
+  element.setAttribute("aria-label", `${text}: ${label}`);
   element.addEventListener("click", handler);
   return element;
 }
@@ -246,9 +254,10 @@ function renderAddresses() {
   const items = addresses.map((address) => {
     const item = document.createElement("li");
     item.dataset.uuid = address.uuid;
+    const description = describeAddress(address);
     const text = document.createElement("span");
     text.className = "address-text";
-    text.textContent = describeAddress(address);
+    text.textContent = description;
     item.append(text);
     if (address.is_default) {
       const mark = document.createElement("strong");
@@ -256,13 +265,13 @@ function renderAddresses() {
       mark.textContent = " (default)";
       item.append(mark);
     }
-    item.append(button("Edit", "address-edit", () => editAddress(address)));
+    item.append(button("Edit", "address-edit", description, () => editAddress(address)));
     if (!address.is_default) {
-      item.append(
-        button("Make default", "address-make-default", action(() => makeDefault(address))),
-      );
+      const work = action(() => makeDefault(address));
+      item.append(button("Make default", "address-make-default", description, work));
     }
-    item.append(button("Delete", "address-delete", action(() => deleteAddress(address))));
+    const remove = action(() => deleteAddress(address));
+    item.append(button("Delete", "address-delete", description, remove));
     return item;
   });
   $("address-list").replaceChildren(...items);
@@ -333,6 +342,7 @@ function renderSessions(sessions) {
     const text = document.createElement("span");
     text.className = "session-text";
     const agent = session.user_agent || "an unknown browser";
+    const description = `since ${session.created_at} UTC, on ${agent}`;
     text.textContent = `Since ${session.created_at} UTC, until ${session.expires_at} UTC, on ${agent}`;
     item.append(text);
     if (session.current) {
@@ -341,7 +351,8 @@ function renderSessions(sessions) {
       mark.textContent = " (this browser)";
       item.append(mark);
     } else {
-      item.append(button("End", "session-end", action(() => endSession(session.sid))));
+      const work = action(() => endSession(session.sid));
+      item.append(button("End", "session-end", `the session ${description}`, work));
     }
     return item;
   });
