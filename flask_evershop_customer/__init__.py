@@ -28,8 +28,8 @@ The package, one job a module:
 - ``auth``: credentials from the request, the cross-site rule, the host's decorators.
 - ``testing``: a test client logged in without a password, for hosts' tests.
 - ``views``: the blueprint and its thin views; ``errors``: the exception ladder and the
-  envelope; ``signals``, ``logs`` (the security log), ``cli``, ``openapi``,
-  ``migrations``.
+  envelope; ``signals``, ``logs`` (the security log), ``cli``, ``openapi`` (the
+  document), ``api_reference`` (the document as a page), ``migrations``.
 """
 
 from .actors import Actor, Identity

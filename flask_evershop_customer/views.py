@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BaseConverter, RequestRedirect
 
 from .address_schemas import address_links
+from .api_reference import CONTENT_SECURITY_POLICY, reference_html
 from .auth import (
     admin_cookie_value,
     authenticate,
@@ -406,6 +407,15 @@ def openapi_document() -> Response:
     return _json_text(document_text(get_state().settings))
 
 
+def openapi_reference() -> Response:
+    """``GET /customers/openapi.html``: the same document as a page for people."""
+    response = Response(reference_html(get_state().settings), mimetype="text/html")
+    response.cache_control.no_store = True
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def _json_text(text: str) -> Response:
     response = Response(text, mimetype="application/json")
     response.cache_control.no_store = True
@@ -418,6 +428,7 @@ ROUTES: Routes = [
     ("/customers", "create_customer", create_customer, ("POST",)),
     ("/customers", "list_customers", list_customers, ("GET",)),
     ("/customers/openapi.json", "openapi", openapi_document, ("GET",)),
+    ("/customers/openapi.html", "openapi_reference", openapi_reference, ("GET",)),
     ("/customers/sessions", "create_session", create_session, ("POST",)),
     ("/customers/sessions/<path:ids>", "delete_sessions", delete_sessions, ("DELETE", "POST")),
     ("/customers/reset-password", "request_reset", request_password_reset, ("POST",)),
@@ -503,7 +514,7 @@ class CustomerIdConverter(UuidConverter):
     """A customer's uuid: anything but the fixed names beside it, so that a wrong method
     on ``/customers/sessions`` (or ``me``) is a 405, not a customer lookup."""
 
-    regex = r"(?!sessions$|openapi\.json$|me$|reset-password$|password$)[^/]+"
+    regex = r"(?!sessions$|openapi\.json$|openapi\.html$|me$|reset-password$|password$)[^/]+"
 
 
 def _add_converter(state: BlueprintSetupState) -> None:

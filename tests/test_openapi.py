@@ -213,7 +213,7 @@ def test_every_route_is_documented_and_every_operation_routed(bare_apps: list[Fl
     customers.init_app(app)
     document = served(app)
     assert documented_operations(document) == routed_operations(app)
-    assert len(routed_operations(app)) == 26
+    assert len(routed_operations(app)) == 27
 
 
 def test_the_storefront_routes_are_documented_when_served(bare_apps: list[Flask]) -> None:
@@ -225,7 +225,7 @@ def test_the_storefront_routes_are_documented_when_served(bare_apps: list[Flask]
     assert_valid_openapi_31(document)
     assert documented_operations(document) == routed_operations(app)
     assert {("POST", "/customer/login"), ("GET", "/customer/logout")} <= routed_operations(app)
-    assert len(routed_operations(app)) == 29
+    assert len(routed_operations(app)) == 30
     # They sit at the root whatever the prefix: their path items say so.
     assert document["paths"]["/customer/login"]["servers"][0]["url"] == "/"
 
