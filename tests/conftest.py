@@ -200,6 +200,17 @@ def make_app(url: str, *, set_up: bool = True, **config: Any) -> Flask:
     return app
 
 
+@pytest.fixture
+def bare_apps() -> Iterator[list[Flask]]:
+    """Apps a test makes on in-memory databases it never uses (the OpenAPI document and
+    page need none); their engines are disposed of afterwards."""
+    apps: list[Flask] = []
+    yield apps
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
 def start_app(**config: Any) -> Flask:
     """An app with a db and an extension of its own on an in-memory database, set up with
     ``config`` over a valid ``SECRET_KEY``: enough for start-up and configuration checks."""

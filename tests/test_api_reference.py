@@ -6,26 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_evershop_customer.api_reference import render
 
-from .conftest import customers, db, make_app
-
-
-@pytest.fixture
-def bare_apps() -> Iterator[list[Flask]]:
-    """Apps that never touch their (in-memory) database: the page needs none."""
-    apps: list[Flask] = []
-    yield apps
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
+from .conftest import customers, make_app
 
 
 def page_of(apps: list[Flask], url_prefix: str | None = None, **config: Any) -> tuple[str, Any]:

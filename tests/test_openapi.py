@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -28,7 +27,6 @@ from .conftest import (
     AppFactory,
     CheckedClient,
     database_free,
-    db,
     make_app,
     state_of,
 )
@@ -57,16 +55,6 @@ def served(app: Flask, path: str = "/api/customers/openapi.json") -> dict[str, A
     document = response.get_json()
     assert_valid_openapi_31(document)
     return document  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def bare_apps() -> Iterator[list[Flask]]:
-    """Apps that never touch their (in-memory) database: the document needs none."""
-    apps: list[Flask] = []
-    yield apps
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
 
 
 def bare_app(apps: list[Flask], **config: Any) -> Flask:

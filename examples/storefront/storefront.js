@@ -250,6 +250,13 @@ function button(text, className, label, handler) {
   return element;
 }
 
+function mark(className, text) {
+  const element = document.createElement("strong");
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
 function renderAddresses() {
   const items = addresses.map((address) => {
     const item = document.createElement("li");
@@ -260,10 +267,7 @@ function renderAddresses() {
     text.textContent = description;
     item.append(text);
     if (address.is_default) {
-      const mark = document.createElement("strong");
-      mark.className = "address-default";
-      mark.textContent = " (default)";
-      item.append(mark);
+      item.append(mark("address-default", " (default)"));
     }
     item.append(button("Edit", "address-edit", description, () => editAddress(address)));
     if (!address.is_default) {
@@ -346,10 +350,7 @@ function renderSessions(sessions) {
     text.textContent = `Since ${session.created_at} UTC, until ${session.expires_at} UTC, on ${agent}`;
     item.append(text);
     if (session.current) {
-      const mark = document.createElement("strong");
-      mark.className = "session-current";
-      mark.textContent = " (this browser)";
-      item.append(mark);
+      item.append(mark("session-current", " (this browser)"));
     } else {
       const work = action(() => endSession(session.sid));
       item.append(button("End", "session-end", `the session ${description}`, work));
