@@ -38,6 +38,9 @@ class Block:
     def where(self) -> str:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
+    def __str__(self) -> str:
+        return self.name or self.where()
+
 
 def documents() -> list[Path]:
     """The README and every chapter of the manual."""

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -26,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from .conftest import fresh_database
-from .docs_blocks import DOCS_BASE, ROOT, block, commands
+from .docs_blocks import DOCS_BASE, ROOT, Block, block, commands
 from .evershop_source import Source
 from .live_server import free_port, make_run
 
@@ -67,11 +68,15 @@ def bash(script: str, folder: Path, env: dict[str, str], timeout: float = 120) -
 # -- make ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["readme-two-commands", "quickstart-commands", "make-test"])
-def test_the_make_commands_are_the_makefiles_and_ci_runs_make_test(name: str) -> None:
+@pytest.mark.parametrize(
+    "example",
+    [block("readme-two-commands"), block("quickstart-commands"), block("make-test")],
+    ids=str,
+)
+def test_the_make_commands_are_the_makefiles_and_ci_runs_make_test(example: Block) -> None:
     """``make run`` is what the walk-through and browser tests start (``live_server``
     runs ``make run`` itself); ``make test`` is what CI runs, and it lints and tests."""
-    for command in commands(block(name).text):
+    for command in commands(example.text):
         target = shlex.split(command, comments=True)
         assert target[0] == "make"
         dry = subprocess.run(
@@ -129,9 +134,9 @@ def extras_of(requirement: str) -> set[str]:
     return set(match.group(1).split(",")) if match else set()
 
 
-def pip_install_lines(name: str) -> list[list[str]]:
+def pip_install_lines(example: Block) -> list[list[str]]:
     lines = []
-    for command in commands(block(name).text):
+    for command in commands(example.text):
         for part in command.split("&&"):
             argv = shlex.split(part, comments=True)
             if argv[:2] == ["pip", "install"]:
@@ -153,12 +158,21 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "name", ["readme-install", "install-checkout", "migrate-install", "deploy"]
+    "example",
+    [
+        block("readme-install"),
+        block("install-checkout"),
+        block("migrate-install"),
+        block("deploy"),
+    ],
+    ids=str,
 )
-def test_installing_from_a_checkout_or_the_wheel_works_as_written(name: str, wheel: Path) -> None:
+def test_installing_from_a_checkout_or_the_wheel_works_as_written(
+    example: Block, wheel: Path
+) -> None:
     """Each ``pip install`` line, with the checkout's path filled in: pip accepts it and
     would install this package with the extras' packages."""
-    for argv in pip_install_lines(name):
+    for argv in pip_install_lines(example):
         (requirement,) = argv[2:]
         if requirement.startswith("dist/"):
             assert requirement == f"dist/{wheel.name}", "the documented wheel's name is stale"
@@ -179,12 +193,11 @@ def test_installing_from_a_checkout_or_the_wheel_works_as_written(name: str, whe
     assert "dist:" in (ROOT / "Makefile").read_text("utf-8")
 
 
-@pytest.mark.parametrize("name", ["install-released"])
-def test_the_released_install_commands_name_the_packages_extras(name: str) -> None:
+def test_the_released_install_commands_name_the_packages_extras() -> None:
     """Until the first release these cannot run; the package name and every extra they
     name are the package's own."""
     package = metadata.metadata("flask-evershop-customer")
-    lines = pip_install_lines(name)
+    lines = pip_install_lines(block("install-released"))
     assert lines
     for argv in lines:
         (requirement,) = argv[2:]
@@ -206,6 +219,8 @@ def test_the_deployment_commands_upgrade_and_serve(postgres_url: str, tmp_path: 
     ``yourapp``: the schema is upgraded once, then gunicorn serves the API."""
     folder = shop_folder(tmp_path)
     port = free_port()
+    secret = tmp_path / "secret-key"
+    secret.write_text(secrets.token_hex(32) + "\n", "utf-8")
     script = []
     for command in commands(block("deploy").text):
         if command.startswith("pip install"):
@@ -214,6 +229,7 @@ def test_the_deployment_commands_upgrade_and_serve(postgres_url: str, tmp_path: 
         command = command.replace("--app yourapp", "--app examples.app")
         command = re.sub(r"postgresql\+psycopg://[^\"]*", postgres_url, command)
         command = command.replace("0.0.0.0:8000", f"127.0.0.1:{port}")
+        command = command.replace("/etc/shop/secret-key", str(secret))
         if command.startswith("gunicorn"):
             command = f"exec {command} > gunicorn.log 2>&1"
         script.append(command)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy
-from flask import Flask, jsonify, request
+from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -108,6 +108,15 @@ class Host:
 
     def api(self) -> Api:
         return Api(self.app, self.app.test_client(use_cookies=False))
+
+    def run(self, *blocks: Block, **names: Any) -> dict[str, Any]:
+        """Run ``blocks`` as more of the factory's module, then register its ``shop``
+        blueprint, as ``create_app`` does once the routes are defined."""
+        namespace = self.namespace(shop=Blueprint("shop", __name__), **names)
+        for block in blocks:
+            run_block(block, namespace)
+        self.app.register_blueprint(namespace["shop"])
+        return namespace
 
 
 class HostBuilder:
@@ -316,7 +325,8 @@ ADMIN_EMAIL, ADMIN_PASSWORD = "ops@example.com", "the admin's own password"
 
 
 def admin_login_host(host: Host) -> None:
-    """Run the chapter's admin block on ``host``, with one admin (id 1) in its table."""
+    """Run the chapter's own routes and admin blocks on ``host``, with one admin (id 1) in
+    its table."""
 
     def check_your_admin_credentials(body: dict[str, Any]) -> Admin | None:
         admin = host.db.session.scalar(
@@ -328,18 +338,12 @@ def admin_login_host(host: Host) -> None:
         HostModel.metadata.create_all(host.db.engine)
         host.db.session.add(Admin(id=1, email=ADMIN_EMAIL, password=ADMIN_PASSWORD))
         host.db.session.commit()
-    # The report's body is the example's placeholder: the test gives it one.
-    block = docs_blocks.block("admin-login")
-    code = block.text
-    assert "def report(): ...\n" in code
-    code = code.replace("def report(): ...\n", 'def report():\n    return {"report": "ok"}\n')
-    namespace = host.namespace(
-        request=request,
-        jsonify=jsonify,
+    host.run(
+        docs_blocks.block("own-routes"),
+        docs_blocks.block("admin-login"),
         Admin=Admin,
         check_your_admin_credentials=check_your_admin_credentials,
     )
-    run_block(block, namespace, code=code)
 
 
 def test_admin_login_logout_and_protected_routes(host: Host) -> None:
@@ -358,7 +362,7 @@ def test_admin_login_logout_and_protected_routes(host: Host) -> None:
     assert right.status_code == 200 and right.get_json() == {"ok": True}
     cookie = browser.get_cookie("asid")
     assert cookie is not None
-    assert browser.get("/admin/report").get_json() == {"report": "ok"}
+    assert browser.get("/admin/report").get_json() == {"report": "..."}
     assert app.test_client().get("/admin/report").status_code == 401
 
     assert browser.post("/admin/logout").get_json() == {"ok": True}
@@ -410,7 +414,7 @@ def test_admin_loader_refuses_a_non_numeric_id(host: Host, admin_id: str) -> Non
 def test_whoami_answers_the_identity(host: Host) -> None:
     """``/whoami`` answers the uuid and session id of the bearer token's session, and
     ``customer_required`` refuses a request without one."""
-    run_block(docs_blocks.block("whoami"), host.namespace())
+    host.run(docs_blocks.block("whoami"))
     api = host.api()
     customer = api.register("ann@example.com")
     login = api.login("ann@example.com")
@@ -429,7 +433,7 @@ def test_current_customer_on_open_routes(host: Host, caplog: pytest.LogCaptureFi
         calls.append(customer_id)
         return ["order-1"]
 
-    run_block(docs_blocks.block("current-customer"), host.namespace(your_orders_of=your_orders_of))
+    host.run(docs_blocks.block("current-customer"), your_orders_of=your_orders_of)
     api = host.api()
     customer = api.register("ann@example.com")
     login = api.login("ann@example.com")
@@ -481,7 +485,7 @@ def test_reset_receiver_mails_a_working_link(host: Host) -> None:
             response = api.client.post("/api/customers/reset-password", json={"email": email})
             assert response.get_json() == {"data": {}}
     finally:
-        password_reset_requested.disconnect(namespace["mail_reset_link"], sender=host.app)
+        password_reset_requested.disconnect(namespace["mail_reset_link"])
 
     assert len(mails) == 1
     to, link = mails[0]
@@ -561,7 +565,7 @@ def test_sqlite_pragmas_take_effect(hosts: HostBuilder) -> None:
     """On a file-based SQLite, the block's connections wait 30 s for a lock, use WAL and
     enforce foreign keys, and the extension works on them."""
     host = hosts.bare()
-    run_block(docs_blocks.block("sqlite-pragmas"), host.namespace(sqlalchemy=sqlalchemy))
+    run_block(docs_blocks.block("sqlite-pragmas"), host.namespace())
     host.customers.init_app(host.app)
     with host.app.app_context():
         host.db.create_all()
@@ -576,39 +580,15 @@ def test_sqlite_pragmas_take_effect(hosts: HostBuilder) -> None:
 
 # -- the integration chapter: a host's own tests ---------------------------------------
 
-#: The app the chapter's test example assumes: the factory of "Add it to your app" (its
-#: migrations aside) with the ``/account`` route of "Admins".
-TINY_HOST = f"""
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
-from flask_evershop_customer import EverShopCustomer, current_customer, customer_required
-
-db = SQLAlchemy()
-customers = EverShopCustomer(db=db)
-
-
-def create_app():
-    app = Flask(__name__)
-    app.config.from_mapping(
-        SQLALCHEMY_DATABASE_URI="sqlite:///shop.db", SECRET_KEY={SECRET_KEY!r}
-    )
-    app.config.from_prefixed_env()
-    db.init_app(app)
-    customers.init_app(app)
-
-    @app.get("/account")
-    @customer_required
-    def account():
-        return {{"email": current_customer.email}}
-
-    return app
-"""
-
 
 def test_host_test_example_passes(tmp_path: Path) -> None:
-    """The chapter's example of a host's own test, beside a small host app, passes under
-    pytest in a process of its own (with a configuration of its own, not this suite's)."""
-    (tmp_path / "shop.py").write_text(TINY_HOST, "utf-8")
+    """The chapter's example of a host's own test passes under pytest in a process of its
+    own (with a configuration of its own, not this suite's), against the module the
+    chapter builds: the factory, then the own routes."""
+    factory = fill_secret(docs_blocks.block("app-factory").text)
+    (tmp_path / "shop.py").write_text(
+        factory + "\n\n" + docs_blocks.block("own-routes").text, "utf-8"
+    )
     (tmp_path / "test_shop.py").write_text(docs_blocks.block("host-test-example").text, "utf-8")
     (tmp_path / "pytest.ini").write_text("[pytest]\n", "utf-8")
     result = subprocess.run(

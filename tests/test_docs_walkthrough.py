@@ -1,14 +1,16 @@
 """The docs' walk-throughs, each run top to bottom as a reader would: its console blocks,
 in order, in one shell, against the example app served as ``make run`` serves it.
 
-Each command's answer must be what the docs show of it: a ``{"data": ...}`` where they
-show one, the error they show, and never an error where they show none. The one step a
+Each command's answer must be what the docs show of it: exactly the answer shown where
+nothing of it is elided (``…``), else every literal ``"key":value`` the docs show (the
+times aside, which differ on every run), and never an error where they show none. The one step a
 reader does by eye, copying the reset token from the server's log, is done here by
 reading that log.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,10 @@ from .docs_blocks import DOCS_BASE, blocks_of, documents
 from .live_server import LiveServer, make_run
 
 MARKER = "@@step@@"
+#: A ``"key":value`` pair of a shown answer whose value is a JSON scalar.
+PAIR = re.compile(r'"([A-Za-z0-9_]+)":("(?:[^"\\]|\\.)*"|-?[0-9]+|true|false|null)')
+#: Shown values that differ on every run.
+VARYING = {"created_at", "updated_at", "expires_at", "user_agent"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.mark.parametrize("path", WALKTHROUGHS, ids=lambda path: path.name)
 def test_the_walkthrough_runs_top_to_bottom(path: Path, live: LiveServer) -> None:
     steps = walkthrough(path)
-    script = ["set -u"]
+    script = ["set -euo pipefail"]
     for step in steps:
         command = step.command.replace(DOCS_BASE, live.url)
         if command.startswith("RESET_TOKEN="):
@@ -81,9 +87,18 @@ def test_the_walkthrough_runs_top_to_bottom(path: Path, live: LiveServer) -> Non
     answers = result.stdout.split(MARKER + "\n")[1:]
     assert len(answers) == len(steps)
     for step, answer in zip(steps, answers, strict=True):
-        if step.shown.startswith('{"data"'):
-            assert answer.startswith('{"data"'), (step.command, answer)
-        elif '{"error"' in step.shown:
-            assert '{"error"' in answer, (step.command, answer)
-        else:
-            assert '{"error"' not in answer, (step.command, answer)
+        assert_answer_as_shown(step, answer.rstrip("\n"))
+
+
+def assert_answer_as_shown(step: Step, answer: str) -> None:
+    shown = step.shown
+    if not shown:
+        assert '{"error"' not in answer, (step.command, answer)
+        return
+    if "…" not in shown:
+        assert answer == shown, step.command
+        return
+    assert answer.startswith(shown[: shown.index(":") + 1]), (step.command, answer)
+    for key, value in PAIR.findall(shown):
+        if "…" not in value and key not in VARYING:
+            assert f'"{key}":{value}' in answer, (step.command, key, answer)
