@@ -18,6 +18,13 @@ from .config import Settings
 from .openapi import build_document
 
 METHODS = ("get", "post", "patch", "put", "delete")
+#: The limits a schema may set, in pairs, and what they count.
+LIMITS = (
+    ("minimum", "maximum", ""),
+    ("minLength", "maxLength", " characters"),
+    # The password's, as configured: counted after NFKC, which JSON Schema cannot say.
+    ("x-min-length-after-nfkc", "x-max-length-after-nfkc", " code points after NFKC"),
+)
 
 _STYLE = (
     "body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
@@ -164,7 +171,9 @@ def _credentials(document: dict[str, Any], operation: dict[str, Any]) -> str:
                 names.append("<code>Authorization: Bearer</code> (the customer's token)")
             else:
                 names.append(f"the <code>{escape(scheme['name'])}</code> cookie")
-    return " or ".join(names) if names else "none"
+    if {} in requirements or not names:  # {}: it works without credentials too
+        names.append("none")
+    return " or ".join(names)
 
 
 def _table(headings: tuple[str, ...], rows: Iterator[tuple[Any, ...]]) -> list[str]:
@@ -189,7 +198,7 @@ def _type(document: dict[str, Any], node: dict[str, Any]) -> str:
         words.append("one of " + ", ".join(json.dumps(value) for value in schema["enum"]))
     if "format" in schema:
         words.append(f"format {schema['format']}")
-    for low, high, unit in (("minimum", "maximum", ""), ("minLength", "maxLength", " characters")):
+    for low, high, unit in LIMITS:
         if low in schema and high in schema:
             words.append(f"{schema[low]} to {schema[high]}{unit}")
         elif low in schema:

@@ -140,7 +140,7 @@ def authenticate(
     ``/customers/me`` routes), where a customer credential wins and an admin cookie alone
     is :class:`Forbidden`. :class:`Unauthorized` without valid credentials,
     :class:`Forbidden` for a customer where an admin is needed, or for a
-    cookie-authenticated write sent from another site. Each refusal is logged on the
+    cookie-authenticated write sent from another origin. Each refusal is logged on the
     security log; ``quiet`` leaves a request without any credentials unlogged (for
     :data:`current_customer`, which anonymous pages may consult).
     """
@@ -177,7 +177,7 @@ def _identify(state: AppState, *, prefer_customer: bool, quiet: bool) -> Actor:
 
 
 def refuse_cross_site() -> None:
-    """:class:`Forbidden` when ``Origin`` (or ``Sec-Fetch-Site``) shows another site,
+    """:class:`Forbidden` when ``Origin`` (or ``Sec-Fetch-Site``) shows another origin,
     whatever the credentials: for routes that set or end a browser's session."""
     if _cross_site():
         _denied("cross_site_refused", None, origin=_origin_hint())

@@ -309,7 +309,7 @@ def refresh_tokens() -> Response:
 
 def storefront_login() -> Response:
     """``POST /customer/login`` (a storefront route, outside the prefix): log in with the
-    token cookie, answering ``{"data": {"sid"}}``. Refused from another site: a page
+    token cookie, answering ``{"data": {"sid"}}``. Refused from another origin: a page
     elsewhere must not log a browser into an account of its choosing."""
     refuse_cross_site()
     result = _login()
@@ -321,7 +321,7 @@ def storefront_login() -> Response:
 def storefront_logout() -> Response:
     """``GET`` or ``POST /customer/logout`` (a storefront route): end the session of the
     request's token, if it is live, and clear the cookie; ``{"data": {}}`` either way.
-    Refused from another site, whatever the method."""
+    Refused from another origin, whatever the method."""
     refuse_cross_site()
     # Without a live customer session (or with only an admin's) there is nothing to end.
     with contextlib.suppress(Unauthorized, Forbidden):

@@ -78,6 +78,7 @@ def test_the_page_shows_fields_credentials_and_answers(bare_apps: list[Flask]) -
     assert "<code>Authorization: Bearer</code>" in read
     assert "the <code>token</code> cookie" in read and "the <code>asid</code> cookie" in read
     assert "<td>id</td><td>path</td><td>yes</td>" in read
+    assert "<td>password</td><td>string, 8 to 128 code points after NFKC</td>" in create
     listing = html[html.index('<section id="listCustomers">') :]
     assert (
         "<td>limit</td><td>query</td><td>no</td><td>integer, 1 to 100, default 20</td>"
@@ -92,13 +93,17 @@ def test_the_page_follows_the_configuration(bare_apps: list[Flask]) -> None:
         EVERSHOP_CUSTOMER_TOKEN_COOKIE_NAME="shop_token",
         EVERSHOP_CUSTOMER_ALLOW_REGISTRATION=False,
         EVERSHOP_CUSTOMER_STOREFRONT_ROUTES=True,
+        EVERSHOP_CUSTOMER_PASSWORD_MIN_LENGTH=15,
     )
+    assert "<td>password</td><td>string, 15 to 128 code points after NFKC</td>" in html
     assert "Paths are relative to <code>/v1</code>" in html
     assert "the <code>shop_token</code> cookie" in html
     create = html[html.index('<section id="createCustomer">') :]
     assert create[: create.index("</section>")].count("<code>asid</code>") == 1
     assert "<code>POST /customer/login</code>" in html
     assert "Served at <code>/</code>, not under the prefix." in html
+    logout = html[html.index('<section id="storefrontLogout">') :]
+    assert "Credentials: " in logout and " or none." in logout[: logout.index("</section>")]
     assert len(operations(document)) == 30
 
 

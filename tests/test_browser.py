@@ -55,6 +55,7 @@ CHROMIUM_ARGUMENTS = [
     "--headless=new",
     "--no-sandbox",  # tests may run as root, in a container
     "--disable-gpu",
+    "--disable-dev-shm-usage",  # a container's /dev/shm may be too small for the renderer
     "--disable-quic",
     "--no-first-run",
     # No traffic of the browser's own: the machine may have no network at all.

@@ -4,9 +4,10 @@ directive (run by ``make docs``), or a named block that some test fetches by its
 
 from __future__ import annotations
 
+import ast
 import re
 
-from .docs_blocks import ROOT, all_blocks
+from .docs_blocks import ROOT, all_blocks, documents
 
 LANGUAGES = {"console", "python", "text"}
 #: The Sphinx directives the docs use; ``make docs`` runs them (a ``{code-block}`` would
@@ -45,3 +46,18 @@ def test_blocks_are_of_known_kinds() -> None:
         assert block.language.split(" ")[0] in LANGUAGES | DIRECTIVES, block.where()
         if block.language == "console":
             assert block.text.startswith("$ "), block.where()
+
+
+def test_the_docs_name_only_tests_that_exist() -> None:
+    """The docs cite tests as proof (the security chapter maps ASVS requirements to them):
+    renaming a test file or a test must not orphan a citation."""
+    cited: set[tuple[str, str]] = set()
+    for path in [*documents(), ROOT / "SECURITY.md"]:
+        cited |= set(re.findall(r"(tests/\w+\.py)(?:::(test_\w+))?", path.read_text("utf-8")))
+    assert len(cited) > 50
+    for file, name in sorted(cited):
+        assert (ROOT / file).exists(), f"the docs name {file}, which does not exist"
+        if name:
+            tree = ast.parse((ROOT / file).read_text("utf-8"))
+            names = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+            assert name in names, f"the docs name {file}::{name}, which does not exist"

@@ -505,6 +505,26 @@ def test_reset_receiver_mails_a_working_link(host: Host) -> None:
 # -- the security chapter --------------------------------------------------------------
 
 
+def test_the_security_log_line_shown_is_what_a_login_writes(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A login's security log line has the shape the chapter shows: the event, then the
+    same fields in the same order, a session as a 16-hex-digit digest."""
+    shown = docs_blocks.block("security-log-line").text.strip()
+    caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
+    api = host.api()
+    customer = api.register("ann@example.com")
+    api.login("ann@example.com")
+    (line,) = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == SECURITY_LOGGER and record.getMessage().startswith("login ")
+    ]
+    assert re.sub(r'="[^"]*"', '=""', line) == re.sub(r'="[^"]*"', '=""', shown)
+    assert f'customer="{customer["uuid"]}"' in line
+    assert re.search(r'sid="[0-9a-f]{16}"', line) and re.search(r'sid="[0-9a-f]{16}"', shown)
+
+
 def test_proxy_fix_counts_failures_per_forwarded_address(hosts: HostBuilder) -> None:
     """Behind ``ProxyFix``, failed logins count against the address in
     ``X-Forwarded-For``: one client over the per-address limit is throttled, while

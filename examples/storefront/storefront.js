@@ -385,8 +385,14 @@ async function logOut() {
   if (state.sid === null) {
     await loadSessions();
   }
-  // Ending one's own session clears the cookie in the same answer.
-  await api("DELETE", `${API}/sessions/${encodeURIComponent(state.sid)}`);
+  if (state.sid === null) {
+    // No session of this browser is listed: EverShop's storefront route ends the one
+    // the cookie names, whatever it is.
+    await api("POST", "/customer/logout");
+  } else {
+    // Ending one's own session clears the cookie in the same answer.
+    await api("DELETE", `${API}/sessions/${encodeURIComponent(state.sid)}`);
+  }
   showSignedOut();
   return "You are logged out.";
 }
