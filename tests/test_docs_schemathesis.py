@@ -1,80 +1,58 @@
-"""The manual's schemathesis commands, as written there, against a live server of the
-example app: they pass against a correct deployment."""
+"""The HTTP API chapter's schemathesis runs, as written there (the admin cookie from the
+CLI included), against the example app served by ``make run``: they pass against a correct
+deployment."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import shlex
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
+import urllib.request
 from pathlib import Path
-
-import pytest
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import docs_blocks
 from .conftest import PASSWORD
+from .live_server import LiveServer, make_run
 
 
-@pytest.fixture
-def live_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[BaseWSGIServer, Flask]]:
-    from examples.app import create_app, db
-
-    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(tmp_path))
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'shop.sqlite'}",
-            "EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP": 0,
-        }
+def post(live: LiveServer, path: str, body: dict[str, str]) -> dict[str, str]:
+    request = urllib.request.Request(
+        live.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server, app
-    finally:
-        server.shutdown()
-        thread.join(10)
-        with app.app_context():
-            db.engine.dispose()
+    with urllib.request.urlopen(request) as answer:
+        data: dict[str, str] = json.load(answer)["data"]
+        return data
 
 
-def test_the_documented_schemathesis_commands_pass(
-    live_server: tuple[BaseWSGIServer, Flask], tmp_path: Path
-) -> None:
+def test_the_documented_schemathesis_runs_pass(tmp_path: Path) -> None:
     commands = docs_blocks.commands(docs_blocks.block("schemathesis-runs").text)
-    assert len(commands) == 2, commands
-    server, app = live_server
-    base = f"http://127.0.0.1:{server.server_port}"
-    client = app.test_client(use_cookies=False)
-    body = {"email": "st@example.com", "password": PASSWORD, "full_name": "St"}
-    assert client.post("/api/customers", json=body).status_code == 200
-    token = client.post("/api/customers/sessions", json=body).get_json()["data"]["token"]
-    from examples.app import customers
-
-    with app.app_context():
-        answer = customers.login_admin(app.response_class(), app.config["EXAMPLE_ADMIN_EMAIL"])
-    cookie = re.search(r"asid=([^;]+)", answer.headers["Set-Cookie"])
-    assert cookie is not None
-    st = Path(sys.executable).parent / "st"
-    for command in commands:
-        line = (
-            command.replace(docs_blocks.DOCS_BASE, base)
-            .replace("$ASID", cookie.group(1))
-            .replace("$TOKEN", token)
-        )
-        args = shlex.split(line)
+    assert [command.split()[0] for command in commands] == [
+        "ASID=$(.venv/bin/flask",
+        ".venv/bin/st",
+        ".venv/bin/st",
+    ]
+    with make_run(tmp_path, EVERSHOP_CUSTOMER_REGISTRATIONS_PER_IP="0") as live:
+        # The reader runs these from the checkout, whose .venv is this environment.
+        (live.folder / ".venv").symlink_to(sys.prefix)
+        body = {"email": "st@example.com", "password": PASSWORD, "full_name": "St"}
+        post(live, "/api/customers", body)
+        token = post(live, "/api/customers/sessions", body)["token"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "EVERSHOP_"))}
+        script = ["set -euo pipefail"] + [
+            command.replace(docs_blocks.DOCS_BASE, live.url) for command in commands
+        ]
         result = subprocess.run(
-            # In a folder of its own: st keeps a cache in the working directory.
-            [str(st), *args[1:]],
+            ["bash", "-c", "\n".join(script)],
+            cwd=live.folder,  # st keeps a cache in the working directory
+            env={**env, "TOKEN": token},
             capture_output=True,
             text=True,
-            timeout=300,
-            cwd=tmp_path,
+            timeout=600,
         )
-        assert result.returncode == 0, result.stdout[-4000:]
+        log = live.log()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    # The CLI's cookie worked: the admin-only list answered (the server logs each request).
+    assert re.search(r'"GET /api/customers(\?[^ ]*)? HTTP/1\.1" 200', log), log[-2000:]
+    assert result.stdout.count("Test cases:") == 2, result.stdout[-2000:]
