@@ -41,7 +41,6 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -174,8 +173,8 @@ def _add_storefront_page(app: Flask) -> None:
     """``GET /`` and ``GET /reset-password``: the storefront page; its script and style."""
     app.add_url_rule("/", "storefront", _storefront_page)
     app.add_url_rule("/reset-password", "storefront_reset_password", _storefront_page)
-    app.add_url_rule("/storefront.js", "storefront_script", _storefront_file("storefront.js"))
-    app.add_url_rule("/storefront.css", "storefront_style", _storefront_file("storefront.css"))
+    for name in ("storefront.js", "storefront.css"):
+        app.add_url_rule(f"/{name}", name, _storefront_response, defaults={"name": name})
 
 
 def _storefront_page() -> Response:
@@ -187,15 +186,6 @@ def _storefront_page() -> Response:
     # A token in the address must not travel on in a Referer.
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
-
-
-def _storefront_file(name: str) -> Callable[[], Response]:
-    """A view sending one of the page's files."""
-
-    def view() -> Response:
-        return _storefront_response(name)
-
-    return view
 
 
 def _storefront_response(name: str) -> Response:

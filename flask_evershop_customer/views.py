@@ -74,8 +74,6 @@ def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
     response = Response(dump_json(body), status=status, mimetype="application/json")
     if etag is not None:
         response.headers["ETag"] = etag
-    # Tokens and personal data: no browser or shared cache may keep a copy.
-    response.cache_control.no_store = True
     return response
 
 
@@ -404,21 +402,14 @@ def _names_own_ended_session(requested: list[str]) -> bool:
 
 def openapi_document() -> Response:
     """``GET /customers/openapi.json``: the OpenAPI 3.1 document of these endpoints."""
-    return _json_text(document_text(get_state().settings))
+    return Response(document_text(get_state().settings), mimetype="application/json")
 
 
 def openapi_reference() -> Response:
     """``GET /customers/openapi.html``: the same document as a page for people."""
     response = Response(reference_html(get_state().settings), mimetype="text/html")
-    response.cache_control.no_store = True
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def _json_text(text: str) -> Response:
-    response = Response(text, mimetype="application/json")
-    response.cache_control.no_store = True
     return response
 
 
