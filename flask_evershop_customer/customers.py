@@ -32,7 +32,7 @@ from .errors import (
     Unauthorized,
 )
 from .logs import security_event
-from .models import CustomerStatus, Models
+from .models import CustomerStatus, Models, rows_naming
 from .passwords import PasswordHasher, check_policy
 from .reauth import Reauthentication
 from .schemas import (
@@ -58,6 +58,8 @@ def record_columns(customers: sa.Table) -> list[sa.ColumnElement[Any]]:
 class CustomerTables:
     """What the customer and session rules share: the tables and the record columns."""
 
+    _uow: UnitOfWork
+
     def __init__(self, models: Models) -> None:
         self._models = models
 
@@ -72,6 +74,17 @@ class CustomerTables:
     @functools.cached_property
     def _record_columns(self) -> list[sa.ColumnElement[Any]]:
         return record_columns(self._customers)
+
+    def _use_up_reset_tokens(self, customer_id: int, now: datetime) -> None:
+        """Inside a unit of work: the customer's pending reset tokens can no longer be
+        used (a newer token, a completed reset, or a change of password, email or
+        status)."""
+        tokens = self._models.ResetToken.__table__
+        self._uow.session.execute(
+            sa.update(tokens)
+            .where(tokens.c.customer_id == customer_id, tokens.c.used_at.is_(None))
+            .values(used_at=now)
+        )
 
     def _live(self, now: datetime) -> sa.ColumnElement[bool]:
         """A session neither revoked nor expired at ``now``."""
@@ -132,7 +145,11 @@ class Customers(CustomerTables):
         """Create a customer. :class:`ValidationError` for a password the policy
         refuses, :class:`Conflict` when the email is taken (in any form),
         :class:`TooManyRequests` when ``client_address`` registered too often (admins
-        are not limited)."""
+        are not limited), :class:`Forbidden` for a disabled account (``status`` 0) from
+        anyone but an admin: nobody may park one on someone else's address."""
+        if new.status != CustomerStatus.ACTIVE and not by_admin:
+            security_event("forbidden", customer=None, reason="status 0 at registration")
+            raise Forbidden("/status 0 can only be set by an admin")
         self._check_policy(new.password, new.email, new.full_name)
         limit = self._settings.registrations_per_ip
         if client_address and not by_admin:
@@ -210,7 +227,10 @@ class Customers(CustomerTables):
             )
         if expected_version is not None and expected_version != customer.version:
             raise PreconditionFailed()  # before any hashing: the write could not succeed
-        new_email = changes.email_canonical not in (None, customer.email_canonical)
+        # Another mailbox unless it is the stored address, or it in other letter case: a
+        # spelling with the same canonical form (``straße`` for ``strasse``, full-width
+        # letters) is another address, where reset mail would go from now on.
+        new_email = changes.email is not None and changes.email.lower() != customer.email.lower()
         verified_hash = None
         if self._reauth.needed(actor, password=changes.password is not None, new_email=new_email):
             verified_hash = self._reauth.check(actor, customer, changes.current_password)
@@ -251,6 +271,8 @@ class Customers(CustomerTables):
             if verified_hash is not None and attempt_number > 1:
                 # On a first attempt the version predicate vouched for the hash.
                 self._reauth.still_current(actor, base, verified_hash)
+            if {"password_hash", "email", "status"} & values.keys():
+                self._use_up_reset_tokens(base.customer_id, values["updated_at"])
             active = values.get("status", base.status) == CustomerStatus.ACTIVE
             if password_hash is not None or not active:
                 keep = actor.sid if password_hash is not None and active else None
@@ -272,9 +294,10 @@ class Customers(CustomerTables):
     def delete(
         self, actor: Actor, customer_uuid: str, *, expected_version: int | None = None
     ) -> CustomerRecord:
-        """Delete a customer with every session and address of theirs; returns it as it
-        was. :class:`NotFound`, :class:`Forbidden` and :class:`PreconditionFailed` as
-        for :meth:`update`."""
+        """Delete a customer with every row of the library's tables that names them
+        (sessions, refresh and reset tokens, addresses, ...); returns it as it was.
+        :class:`NotFound`, :class:`Forbidden` and :class:`PreconditionFailed` as for
+        :meth:`update`."""
         customer = self.get(actor, customer_uuid)
 
         def work(attempt_number: int) -> Unit[CustomerRecord]:
@@ -285,17 +308,18 @@ class Customers(CustomerTables):
                 base = self._base(actor, customer, attempt_number)
             if expected_version is not None and base.version != expected_version:
                 raise PreconditionFailed()
-            # Whether or not the database enforces the foreign keys (SQLite may not).
-            for dependent in (self._sessions, self._models.Address.__table__):
-                self._uow.session.execute(
-                    sa.delete(dependent).where(dependent.c.customer_id == base.customer_id)
-                )
+            for statement in self._rows_naming:
+                self._uow.session.execute(statement, {"customer_id": base.customer_id})
             self._write_version(base, sa.delete(self._customers))
             return Unit(base, [(signals.customer_deleted, {"customer": base.public()})])
 
         return self._uow.run(work, retry_stale=expected_version is None, locking=actor.is_customer)
 
     # -- helpers ----------------------------------------------------------------------
+
+    @functools.cached_property
+    def _rows_naming(self) -> list[sa.Delete]:
+        return rows_naming(self._models)
 
     def authorize(self, actor: Actor, customer: CustomerRecord) -> None:
         """:class:`Forbidden` unless ``actor`` may manage ``customer``."""

@@ -189,6 +189,9 @@ class ResetTokenColumns(_Mapped):
         ),
         nullable=False,
     )
+    #: The uuid of the customer it was issued to, which is never reused (a
+    #: ``customer_id`` can be: SQLite reuses the highest rowid once it is deleted).
+    customer_uuid: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
@@ -283,7 +286,8 @@ class AddressColumns(_Mapped):
 
 
 class Models(NamedTuple):
-    """The mapped classes of one ``db``."""
+    """The mapped classes of one ``db``. A table of a new feature joins here, and with
+    a foreign key that names the customer it is erased with them (:func:`rows_naming`)."""
 
     Customer: type[CustomerColumns]
     LoginSession: type[LoginSessionColumns]
@@ -292,6 +296,40 @@ class Models(NamedTuple):
     ResetToken: type[ResetTokenColumns]
     RefreshToken: type[RefreshTokenColumns]
     Address: type[AddressColumns]
+
+
+def rows_naming(models: Models) -> list[sa.Delete]:
+    """DELETE statements of every row of ``models``' tables that names the customer
+    bound as ``customer_id``, directly or through another such row, dependents first.
+
+    Found from the foreign keys, not listed by hand, so a new table is covered once it
+    has one; run before the customer's own row goes, whether or not the database
+    enforces the foreign keys (SQLite without ``PRAGMA foreign_keys`` does not).
+    """
+    customers = models.Customer.__table__
+    tables = {model.__table__ for model in models} - {customers}
+    customer_id: sa.BindParameter[int] = sa.bindparam("customer_id")
+
+    def naming(table: sa.Table) -> tuple[int, sa.ColumnElement[bool]] | None:
+        """How deep below the customer ``table`` is, and the condition of its rows."""
+        for key in table.foreign_keys:
+            parent = key.column.table
+            if parent is customers:
+                return 1, key.parent == customer_id
+            if parent in tables:
+                found = naming(parent)
+                if found is not None:
+                    depth, condition = found
+                    selected = sa.select(key.column).where(condition)
+                    return depth + 1, key.parent.in_(selected.scalar_subquery())
+        return None
+
+    named = []
+    for table in tables:
+        found = naming(table)
+        if found is not None:
+            named.append((-found[0], table.name, sa.delete(table).where(found[1])))
+    return [statement for *_, statement in sorted(named, key=lambda item: item[:2])]
 
 
 _built: weakref.WeakKeyDictionary[SQLAlchemy, Models] = weakref.WeakKeyDictionary()

@@ -9,6 +9,7 @@ receiver, which mails the link. Only the token's SHA-256 digest is stored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -50,11 +51,14 @@ class PasswordResets(CustomerTables):
         self._throttle = throttle
         self._clock = clock
 
-    def request(self, email_canonical: str, client_address: str) -> None:
-        """Issue a token for the active customer with this email, if there is one, and
-        send it to ``password_reset_requested``; older tokens of theirs are used up.
-        Every request counts against the email and the address alike
-        (:class:`TooManyRequests` past the login limits), known email or not."""
+    def accept(self, email_canonical: str, client_address: str) -> Callable[[], None]:
+        """Count a reset request against the email and the address alike, known email
+        or not (:class:`TooManyRequests` past the login limits), and return the rest of
+        it: the step that issues the token, if the email names an active customer.
+
+        The HTTP route runs that step once its answer is sent, so the answer takes as
+        long whether or not the email has an account (the host's mail included).
+        """
         throttle, settings = self._throttle, self._settings
         email_key = throttle.subject("reset-email", email_canonical)
         limits = {email_key: ("email", settings.login_max_failures)}
@@ -64,6 +68,13 @@ class PasswordResets(CustomerTables):
                 settings.login_max_failures_per_ip,
             )
         throttle.reserve(limits, event="reset_throttled", email_hash=email_key[:16])
+        self._uow.end_read()
+        return functools.partial(self.issue, email_canonical, client_address)
+
+    def issue(self, email_canonical: str, client_address: str) -> None:
+        """Issue a token for the active customer with this email, if there is one, and
+        send it to ``password_reset_requested``; older tokens of theirs are used up."""
+        settings = self._settings
         customers = self._customers
         row = self._uow.session.execute(
             sa.select(*self._record_columns).where(
@@ -80,30 +91,36 @@ class PasswordResets(CustomerTables):
         now = self._clock()
         tokens = self._tokens
 
-        def work(_attempt: int) -> Unit[None]:
+        def work(_attempt: int) -> Unit[bool]:
             # The customer's row, locked: of two requests at once, the later one voids
-            # the earlier one's token (it waits, then sees it).
-            self._uow.session.execute(
+            # the earlier one's token (it waits, then sees it); one deleted or disabled
+            # meanwhile gets none.
+            locked = self._uow.session.execute(
                 sa.select(customers.c.customer_id)
-                .where(customers.c.customer_id == customer.customer_id)
+                .where(
+                    customers.c.customer_id == customer.customer_id,
+                    customers.c.uuid == customer.uuid,
+                    customers.c.status == CustomerStatus.ACTIVE,
+                )
                 .with_for_update()
             ).one_or_none()
-            self._uow.session.execute(
-                sa.update(tokens)
-                .where(tokens.c.customer_id == customer.customer_id, tokens.c.used_at.is_(None))
-                .values(used_at=now)
-            )
+            if locked is None:
+                return Unit(False)
+            self._use_up_reset_tokens(customer.customer_id, now)
             self._uow.session.execute(
                 sa.insert(tokens).values(
                     digest=opaque_digest(token),
                     customer_id=customer.customer_id,
+                    customer_uuid=customer.uuid,
                     created_at=now,
                     expires_at=now + timedelta(seconds=settings.reset_token_lifetime),
                 )
             )
-            return Unit(None)
+            return Unit(True)
 
-        self._uow.run(work, locking=True)
+        if not self._uow.run(work, locking=True):
+            security_event("reset_requested", customer=None, client=client_address)
+            return
         security_event("reset_requested", customer=customer.uuid, client=client_address)
         self._uow.notify(
             signals.password_reset_requested, {"customer": customer.public(), "token": token}
@@ -142,6 +159,7 @@ class PasswordResets(CustomerTables):
                 sa.select(*self._record_columns)
                 .where(
                     customers.c.customer_id == customer.customer_id,
+                    customers.c.uuid == customer.uuid,
                     customers.c.status == CustomerStatus.ACTIVE,
                 )
                 .with_for_update()
@@ -160,11 +178,7 @@ class PasswordResets(CustomerTables):
                 .where(sessions.c.customer_id == record.customer_id, self._live(now))
                 .values(revoked_at=now)
             )
-            self._uow.session.execute(
-                sa.update(tokens)
-                .where(tokens.c.customer_id == record.customer_id, tokens.c.used_at.is_(None))
-                .values(used_at=now)
-            )
+            self._use_up_reset_tokens(record.customer_id, now)
             # The email's failed logins are forgotten: its owner has just proved it.
             email_key = self._throttle.subject("email", record.email_canonical)
             self._throttle.forget(Attempt(self._throttle, []), email_key)
@@ -187,7 +201,14 @@ class PasswordResets(CustomerTables):
         tokens, customers = self._tokens, self._customers
         row = self._uow.session.execute(
             sa.select(*self._record_columns)
-            .join_from(tokens, customers, customers.c.customer_id == tokens.c.customer_id)
+            .join_from(
+                tokens,
+                customers,
+                sa.and_(
+                    customers.c.customer_id == tokens.c.customer_id,
+                    customers.c.uuid == tokens.c.customer_uuid,
+                ),
+            )
             .where(
                 tokens.c.digest == opaque_digest(token),
                 tokens.c.used_at.is_(None),

@@ -51,6 +51,14 @@ class _ChangedDuringLogin(Exception):
     """The customer was changed, disabled or deleted while their password was checked."""
 
 
+class _HashChanged(_ChangedDuringLogin):
+    """Only the customer's password hash changed while their password was checked."""
+
+    def __init__(self, password_hash: str) -> None:
+        super().__init__()
+        self.password_hash = password_hash
+
+
 class Sessions(CustomerTables):
     """The session rules of one app, over the host's SQLAlchemy session."""
 
@@ -198,6 +206,50 @@ class Sessions(CustomerTables):
             or customer.status != CustomerStatus.ACTIVE
         ):
             self._login_failed(customer, email_key, client_address)
+        opened: LoginResult | None = None
+        while opened is None:
+            try:
+                opened = self._write_login(
+                    customer,
+                    verified_hash,
+                    credentials,
+                    user_agent,
+                    headless,
+                    forget=lambda: throttle.forget(attempt, email_key),
+                )
+            except _HashChanged as changed:
+                # Only the hash changed. Another login upgraded it: this password is its
+                # password still (one more check says so, and this login wins too); or
+                # the password was changed: it fails. Once only.
+                if changed.password_hash == verified_hash or not self._hasher.verify(
+                    changed.password_hash, credentials.password
+                ):
+                    self._login_failed(customer, email_key, client_address, "changed during login")
+                verified_hash = changed.password_hash
+            except (_ChangedDuringLogin, Conflict):
+                self._login_failed(customer, email_key, client_address, "changed during login")
+        result = opened
+        security_event(
+            "login", customer=result.customer.uuid, sid=result.sid, client=client_address
+        )
+        return result
+
+    def _write_login(
+        self,
+        customer: CustomerRecord,
+        verified_hash: str,
+        credentials: Credentials,
+        user_agent: str | None,
+        headless: bool,
+        *,
+        forget: Callable[[], None],
+    ) -> LoginResult:
+        """Open the session of a verified login, re-hashing the password if the method
+        changed, only while the customer still has ``verified_hash``, is active and has
+        this email: :class:`_HashChanged` when only the hash is another,
+        :class:`_ChangedDuringLogin` otherwise. ``forget`` (the attempt's) runs in the
+        same transaction."""
+        customers = self._customers
         rehash = (
             self._hasher.hash(credentials.password)
             if self._hasher.needs_rehash(verified_hash, credentials.password)
@@ -213,12 +265,13 @@ class Sessions(CustomerTables):
                 .where(customers.c.customer_id == customer.customer_id)
                 .with_for_update()
             ).one_or_none()
-            if locked is None or tuple(locked) != (
-                verified_hash,
+            if locked is None or tuple(locked[1:]) != (
                 CustomerStatus.ACTIVE,
                 customer.email_canonical,
             ):
                 raise _ChangedDuringLogin()
+            if locked[0] != verified_hash:
+                raise _HashChanged(locked[0])
             opened = self._open(customer, now, user_agent, headless=headless)
             if rehash is not None:
                 # Only over the hash that was verified: never over a newer password.
@@ -230,17 +283,10 @@ class Sessions(CustomerTables):
                     )
                     .values(password_hash=rehash)
                 )
-            throttle.forget(attempt, email_key)
+            forget()
             return opened
 
-        try:
-            result = self._uow.run(work, locking=True)
-        except (_ChangedDuringLogin, Conflict):
-            self._login_failed(customer, email_key, client_address, "changed during login")
-        security_event(
-            "login", customer=result.customer.uuid, sid=result.sid, client=client_address
-        )
-        return result
+        return self._uow.run(work, locking=True)
 
     def open_session(self, customer_uuid: str) -> LoginResult:
         """Open a session for an active customer without any password: for trusted

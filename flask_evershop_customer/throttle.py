@@ -192,4 +192,5 @@ class Throttle:
 _MESSAGES = {
     "registration_throttled": "Too many registrations from this address, try again later",
     "email_change_throttled": "Too many attempts to change the email, try again later",
+    "reset_throttled": "Too many password reset requests, try again later",
 }

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, copy_current_request_context, current_app, request
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug import exceptions as werkzeug_exceptions
@@ -350,8 +350,24 @@ def request_password_reset() -> Response:
     """``POST /customers/reset-password``: always ``{}``, whether or not the email names
     an active customer (429 past the limits, for any email alike)."""
     email_canonical = parse_reset_request(_body())
-    get_state().resets.request(email_canonical, request.remote_addr or "")
-    return _json({"data": {}})
+    issue = get_state().resets.accept(email_canonical, request.remote_addr or "")
+    response = _json({"data": {}})
+    response.call_on_close(_after_response(issue))
+    return response
+
+
+def _after_response(job: Callable[[], None]) -> Callable[[], None]:
+    """``job``, to run once the response has been sent (the server closes it then), in
+    a copy of this request's context; an error is logged, the answer is long gone."""
+    in_context = copy_current_request_context(job)
+
+    def run() -> None:
+        try:
+            in_context()
+        except Exception:
+            current_app.logger.exception("Work after the response failed")
+
+    return run
 
 
 def complete_password_reset() -> Response:

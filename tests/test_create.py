@@ -6,9 +6,10 @@ import re
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from .conftest import PASSWORD, Api, AppFactory, database_free
+from .conftest import PASSWORD, Api, AppFactory, database_free, table_contents
 
 UUID = re.compile(r"[0-9a-f]{32}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -52,13 +53,39 @@ def test_create_returns_the_customer_with_links(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize(("sent", "stored"), [(0, 0), (1, 1), ("0", 0), ("1", 1)])
-def test_status_is_honoured(client: FlaskClient, sent: Any, stored: Any) -> None:
+def test_status_is_honoured(api: Api, client: FlaskClient, sent: Any, stored: Any) -> None:
     response = client.post(
         "/api/customers",
         json={"email": "s@example.com", "password": PASSWORD, "full_name": "S", "status": sent},
+        headers=api.admin_headers(),
     )
     assert response.status_code == 200
     assert response.get_json()["data"]["status"] == stored
+
+
+@pytest.mark.parametrize("sent", [1, "1"])
+def test_anyone_may_register_an_active_account(client: FlaskClient, sent: Any) -> None:
+    body = {"email": "s@example.com", "password": PASSWORD, "full_name": "S", "status": sent}
+    response = client.post("/api/customers", json=body)
+    assert response.status_code == 200
+    assert response.get_json()["data"]["status"] == 1
+
+
+@pytest.mark.parametrize("sent", [0, "0"])
+def test_only_an_admin_may_register_a_disabled_account(
+    app: Flask, api: Api, client: FlaskClient, sent: Any
+) -> None:
+    """A stranger parking a disabled account on someone's address would keep them from
+    registering (409) and from getting reset mail."""
+    body = {"email": "s@example.com", "password": PASSWORD, "full_name": "S", "status": sent}
+    response = client.post("/api/customers", json=body)
+    assert response.status_code == 403
+    assert response.get_json() == {
+        "error": {"status": 403, "message": "/status 0 can only be set by an admin"}
+    }
+    assert table_contents(app)["evershop_customer"] == []
+    # The owner of the address can still register it.
+    assert api.register("s@example.com")["status"] == 1
 
 
 def test_uuids_are_random(api: Api) -> None:

@@ -305,7 +305,9 @@ def test_a_delete_without_if_match_overtaken_still_deletes(
 ) -> None:
     admin = api.admin_headers()
     # The customer changes after the admin's request read it, before each delete.
-    interferer = interfering(alice["customer_id"], before="DELETE FROM evershop_customer_session")
+    interferer = interfering(
+        alice["customer_id"], before="DELETE FROM evershop_customer_refresh_token"
+    )
     response = client.delete(f"/api/customers/{alice['uuid']}", headers=admin)
     assert response.status_code == 200, response.get_json()
     assert interferer.outcomes == ["written", "locked out"]

@@ -52,7 +52,7 @@ OUR_TABLES = {
     "evershop_customer_address",
 }
 #: The head of the shipped branch.
-HEAD = "evershop_customer_0006"
+HEAD = "evershop_customer_0007"
 
 
 @pytest.fixture(params=selected_backends())

@@ -131,8 +131,9 @@ def test_authenticated_patch_of_the_email(
     # The token check; re-authentication (its attempt recorded and counted, the hash
     # read, the attempt forgotten once the password is right); the email change's own
     # attempt recorded and counted (a customer probing for taken emails is limited);
-    # the versioned UPDATE and the session still live; that attempt forgotten.
-    assert_count(found, 10)
+    # the versioned UPDATE and the session still live; the pending reset tokens used up
+    # (the new address did not ask for them); that attempt forgotten.
+    assert_count(found, 11)
 
 
 def test_authenticated_patch_with_a_password_change(
@@ -142,9 +143,9 @@ def test_authenticated_patch_with_a_password_change(
     body = {"password": OTHER_PASSWORD, "current_password": PASSWORD}
     found = statements(host_app, lambda: client.patch(url, json=body, headers=alice_login.headers))
     # The token check; re-authentication (attempt recorded and counted, hash read,
-    # attempt forgotten); the UPDATE, the session still live, and ending the customer's
-    # other sessions.
-    assert_count(found, 8)
+    # attempt forgotten); the UPDATE, the session still live, the pending reset tokens
+    # used up, and ending the customer's other sessions.
+    assert_count(found, 9)
 
 
 def test_admin_patch(host_app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]) -> None:
@@ -227,7 +228,7 @@ def test_patch_and_delete_of_me_cost_what_they_cost_by_id(
     )
     assert_count(renamed, 3)  # as test_authenticated_patch
     deleted = statements(host_app, lambda: client.delete("/api/customers/me", headers=headers))
-    assert_count(deleted, 6)  # as test_delete
+    assert_count(deleted, 8)  # as test_delete
 
 
 def test_get_own_record_by_id(
@@ -252,9 +253,10 @@ def test_delete(
     url = f"/api/customers/{alice['uuid']}"
     found = statements(host_app, lambda: client.delete(url, headers=alice_login.headers))
     # The token check; the customer locked and the session still live (the session rows
-    # go first, so the check comes before them); the customer's sessions and addresses
-    # (deleted whether or not the database enforces the foreign keys), the customer.
-    assert_count(found, 6)
+    # go first, so the check comes before them); every row naming the customer (refresh
+    # tokens, addresses, reset tokens, sessions: deleted whether or not the database
+    # enforces the foreign keys), the customer.
+    assert_count(found, 8)
 
 
 def test_logout_of_the_calling_session(
