@@ -153,7 +153,7 @@ class Customers(CustomerTables):
         self._check_policy(new.password, new.email, new.full_name)
         limit = self._settings.registrations_per_ip
         if client_address and not by_admin:
-            subject = self._throttle.subject("register-ip", client_address)
+            subject = self._throttle.client_subject("register-ip", client_address)
             self._throttle.reserve(
                 {subject: ("ip", limit)}, event="registration_throttled", client=client_address
             )
@@ -227,10 +227,7 @@ class Customers(CustomerTables):
             )
         if expected_version is not None and expected_version != customer.version:
             raise PreconditionFailed()  # before any hashing: the write could not succeed
-        # Another mailbox unless it is the stored address, or it in other letter case: a
-        # spelling with the same canonical form (``straße`` for ``strasse``, full-width
-        # letters) is another address, where reset mail would go from now on.
-        new_email = changes.email is not None and changes.email.lower() != customer.email.lower()
+        new_email = _new_mailbox(customer.email, changes.email)
         verified_hash = None
         if self._reauth.needed(actor, password=changes.password is not None, new_email=new_email):
             verified_hash = self._reauth.check(actor, customer, changes.current_password)
@@ -271,7 +268,9 @@ class Customers(CustomerTables):
             if verified_hash is not None and attempt_number > 1:
                 # On a first attempt the version predicate vouched for the hash.
                 self._reauth.still_current(actor, base, verified_hash)
-            if {"password_hash", "email", "status"} & values.keys():
+            if {"password_hash", "status"} & values.keys() or _new_mailbox(
+                base.email, values.get("email")
+            ):
                 self._use_up_reset_tokens(base.customer_id, values["updated_at"])
             active = values.get("status", base.status) == CustomerStatus.ACTIVE
             if password_hash is not None or not active:
@@ -413,6 +412,14 @@ class Customers(CustomerTables):
         self._uow.session.execute(
             sa.update(sessions).where(*condition).values(revoked_at=self._clock())
         )
+
+
+def _new_mailbox(stored: str, sent: str | None) -> bool:
+    """Whether ``sent`` names another mailbox than ``stored``: anything but the stored
+    address itself or it in other letter case. A spelling of the same canonical form
+    (``straße`` for ``strasse``, full-width letters) is another address, where reset
+    mail would go from then on."""
+    return sent is not None and sent.lower() != stored.lower()
 
 
 #: The field name a changed column is reported under in ``customer_updated``.

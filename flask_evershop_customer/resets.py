@@ -63,7 +63,7 @@ class PasswordResets(CustomerTables):
         email_key = throttle.subject("reset-email", email_canonical)
         limits = {email_key: ("email", settings.login_max_failures)}
         if client_address:
-            limits[throttle.subject("reset-ip", client_address)] = (
+            limits[throttle.client_subject("reset-ip", client_address)] = (
                 "ip",
                 settings.login_max_failures_per_ip,
             )

@@ -182,7 +182,7 @@ class Sessions(CustomerTables):
         email_key = throttle.subject("email", credentials.email_canonical)
         limits = {email_key: ("email", settings.login_max_failures)}
         if client_address:  # without one (a unix socket, say) there is nothing to limit by
-            limits[throttle.subject("ip", client_address)] = (
+            limits[throttle.client_subject("ip", client_address)] = (
                 "ip",
                 settings.login_max_failures_per_ip,
             )

@@ -13,6 +13,7 @@ Login, registration, email changes and hosts' own logins (through
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,12 @@ class Throttle:
         """The key of ``value`` under ``kind`` (``email``, ``ip``, ...): a keyed digest."""
         return fingerprint(f"{kind}:{value}", SUBJECT_LENGTH, self._key)
 
+    def client_subject(self, kind: str, address: str) -> str:
+        """The key of a client address under ``kind``: an IPv6 address counts as its
+        /64 network (one subscriber's prefix: its 2^64 addresses are one client), an
+        IPv4 address, or anything else, as itself."""
+        return self.subject(kind, client_network(address))
+
     def attempt(self, scope: str, *, key: str | None = None, client: str | None = None) -> Attempt:
         """Record one attempt of a host's own guarded action (an admin login, say),
         limited like customer logins: per ``key`` (an email, a user name) and per client
@@ -91,7 +98,7 @@ class Throttle:
         if key:
             limits[self.subject(f"{scope}:key", key)] = ("key", self.email_limit)
         if client:
-            limits[self.subject(f"{scope}:ip", client)] = ("ip", self.address_limit)
+            limits[self.client_subject(f"{scope}:ip", client)] = ("ip", self.address_limit)
         return self.reserve(limits, event=f"{scope}_throttled", client=client)
 
     def reserve(
@@ -187,6 +194,24 @@ class Throttle:
             result = cast(CursorResult[Any], session.execute(insert, row))
             ids[row["subject"]] = int(result.inserted_primary_key[0])  # type: ignore[index]
         return ids
+
+
+#: The prefix length an IPv6 client is counted by: a subscriber gets a /64 at least.
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_network(address: str) -> str:
+    """What a client address is counted as: an IPv6 address its /64 network (an
+    IPv4-mapped one its IPv4 address), anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)
 
 
 _MESSAGES = {

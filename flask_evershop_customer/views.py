@@ -360,12 +360,13 @@ def _after_response(job: Callable[[], None]) -> Callable[[], None]:
     """``job``, to run once the response has been sent (the server closes it then), in
     a copy of this request's context; an error is logged, the answer is long gone."""
     in_context = copy_current_request_context(job)
+    app_logger = current_app.logger
 
     def run() -> None:
         try:
             in_context()
         except Exception:
-            current_app.logger.exception("Work after the response failed")
+            app_logger.exception("Work after the response failed")
 
     return run
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
 
-from .conftest import PASSWORD, Api
+from flask_evershop_customer.models import rows_naming
+
+from .conftest import PASSWORD, Api, state_of, table_contents
+from .test_addresses import SAN_FRANCISCO
 
 
 def test_customer_deletes_self_and_gets_the_record_as_it_was(api: Api, client: FlaskClient) -> None:
@@ -82,3 +87,80 @@ def test_delete_clears_the_token_cookie_of_a_customer(api: Api, cookie_client: F
     response = cookie_client.delete(f"/api/customers/{data['uuid']}")
     assert response.status_code == 200
     assert any(h.startswith("token=;") for h in response.headers.getlist("Set-Cookie"))
+
+
+def _account_with_every_kind_of_row(api: Api, email: str) -> dict[str, Any]:
+    """A customer with a session, a token session (its refresh token), an address and a
+    pending reset token."""
+    customer = api.register(email)
+    login = api.login(email)
+    api.tokens(email)
+    response = api.client.post(
+        "/api/customers/me/addresses", json=SAN_FRANCISCO, headers=login.headers
+    )
+    assert response.status_code == 200, response.get_json()
+    with api.client.post("/api/customers/reset-password", json={"email": email}) as answer:
+        assert answer.status_code == 200
+    return customer
+
+
+def _rows_naming(app: Flask, customer: dict[str, Any]) -> dict[str, int]:
+    """How many rows of each table name ``customer``, directly or through a session."""
+    contents = table_contents(app)
+    sids = {
+        row["sid"]
+        for row in contents["evershop_customer_session"]
+        if row["customer_id"] == customer["customer_id"]
+    }
+    found = {
+        name: sum(
+            1
+            for row in rows
+            if row.get("customer_id") == customer["customer_id"] or row.get("sid") in sids
+        )
+        for name, rows in contents.items()
+        if name != "evershop_customer"
+    }
+    return {name: count for name, count in found.items() if count}
+
+
+@pytest.mark.parametrize("by", ["customer", "admin"])
+def test_a_delete_removes_every_row_that_names_the_customer(
+    app: Flask, api: Api, client: FlaskClient, by: str
+) -> None:
+    """Whether or not the database enforces the foreign keys (the suite's SQLite does
+    not); another customer's rows stay."""
+    alice = _account_with_every_kind_of_row(api, "alice@example.com")
+    bob = _account_with_every_kind_of_row(api, "bob@example.com")
+    before = _rows_naming(app, alice)
+    assert set(before) == {
+        "evershop_customer_session",
+        "evershop_customer_refresh_token",
+        "evershop_customer_address",
+        "evershop_customer_reset_token",
+    }
+    bobs = _rows_naming(app, bob)
+    headers = api.admin_headers() if by == "admin" else api.login("alice@example.com").headers
+    response = client.delete(f"/api/customers/{alice['uuid']}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert _rows_naming(app, alice) == {}
+    assert _rows_naming(app, bob) == bobs
+
+
+def test_every_table_that_references_the_customer_is_covered(app: Flask) -> None:
+    """A new feature's table is erased with the customer once its foreign key names
+    them: nobody has to remember a list."""
+    models = state_of(app).models
+    ours = {model.__table__ for model in models}
+
+    def references_the_customer(table: sa.Table) -> bool:
+        return any(
+            key.column.table is models.Customer.__table__
+            or (key.column.table in ours and references_the_customer(key.column.table))
+            for key in table.foreign_keys
+        )
+
+    expected = {table.name for table in ours if references_the_customer(table)}
+    covered = {cast(sa.Table, statement.table).name for statement in rows_naming(models)}
+    assert covered == expected
+    assert {"evershop_customer_reset_token", "evershop_customer_refresh_token"} <= covered

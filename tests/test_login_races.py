@@ -440,3 +440,25 @@ def test_a_write_whose_session_ends_in_flight_writes_nothing(
     assert len(rows) == 1 and rows[0]["email"] != "mallory@evil.example"
     stolen = {"email": "mallory@evil.example", "password": STOLEN_PASSWORD}
     assert client.post("/api/customers/sessions", json=stolen).status_code == 400
+
+
+def test_two_logins_overlapping_in_a_hash_upgrade_both_succeed_and_count_nothing(
+    app_factory: AppFactory, app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second login finds the hash the first one upgraded: the same password, so it
+    logs in too (one more check says so), and neither counts as a failure."""
+    _older_app(app_factory).register("alice@example.com")
+    counted = table_contents(app)["evershop_customer_login_failure"]  # the registration
+    body = {"email": "alice@example.com", "password": PASSWORD}
+    answers = _overtaken_password_check(
+        app,
+        monkeypatch,
+        lambda: app.test_client(use_cookies=False).post("/api/customers/sessions", json=body),
+    )
+    response = client.post("/api/customers/sessions", json=body)
+    assert answers[0].status_code == 200, answers[0].get_json()
+    assert response.status_code == 200, response.get_json()
+    assert len(_live_sessions(app)) == 2
+    assert table_contents(app)["evershop_customer_login_failure"] == counted
+    [customer] = table_contents(app)["evershop_customer"]
+    assert not customer["password_hash"].startswith("pbkdf2:sha256:2$")

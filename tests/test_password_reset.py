@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
+from werkzeug.test import Client, TestResponse
 
 from flask_evershop_customer import password_reset, password_reset_requested
 
@@ -310,3 +310,149 @@ def test_two_requests_at_once_leave_one_live_token(
     assert [t["digest"] for t in live] == [hashlib.sha256(later.encode()).hexdigest()]
     assert complete(client, first).get_json() == INVALID
     assert complete(client, later).status_code == 200
+
+
+# -- tokens that outlive their account or the address they were sent to ---------------
+
+
+def test_a_deleted_customers_token_cannot_reset_the_next_customers_password(
+    app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]
+) -> None:
+    """SQLite gives the next customer the deleted one's ``customer_id``."""
+    token = token_for(app, client)
+    assert client.delete(f"/api/customers/{alice['uuid']}", headers=api.admin_headers())
+    assert table_contents(app)["evershop_customer_reset_token"] == []
+    bob = api.register("bob@example.com")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        assert bob["customer_id"] == alice["customer_id"]
+    assert complete(client, token).get_json() == INVALID
+    assert logs_in(client, PASSWORD, "bob@example.com")
+
+
+def test_a_token_names_its_customers_uuid_not_only_the_reusable_id(
+    app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]
+) -> None:
+    """Even if the token's row outlived the customer (deleted by a host's own SQL on a
+    SQLite database without foreign keys), the next customer with that id is not its
+    holder."""
+    token = token_for(app, client)
+    with app.app_context():
+        customers = state_of(app).models.Customer.__table__
+        tokens = state_of(app).models.ResetToken.__table__
+        db.session.execute(sa.update(tokens).values(customer_id=alice["customer_id"] + 1))
+        db.session.commit()
+    bob = api.register("bob@example.com")
+    with app.app_context():  # bob now holds the id the token names
+        db.session.execute(
+            sa.update(customers)
+            .where(customers.c.uuid == bob["uuid"])
+            .values(customer_id=alice["customer_id"] + 1)
+        )
+        db.session.commit()
+    assert complete(client, token).get_json() == INVALID
+    assert logs_in(client, PASSWORD, "bob@example.com")
+
+
+def _own_change(api: Api, alice: dict[str, Any], body: dict[str, Any]) -> None:
+    login = api.login("alice@example.com")
+    body = {**body, "current_password": PASSWORD}
+    response = api.client.patch("/api/customers/me", json=body, headers=login.headers)
+    assert response.status_code == 200, response.get_json()
+
+
+def _admin_change(api: Api, alice: dict[str, Any], *bodies: dict[str, Any]) -> None:
+    for body in bodies:
+        response = api.client.patch(
+            f"/api/customers/{alice['uuid']}", json=body, headers=api.admin_headers()
+        )
+        assert response.status_code == 200, response.get_json()
+
+
+CHANGES = {
+    "own password": lambda api, alice: _own_change(api, alice, {"password": OTHER_PASSWORD}),
+    "own email": lambda api, alice: _own_change(api, alice, {"email": "alice@new.example"}),
+    "admin password": lambda api, alice: _admin_change(api, alice, {"password": OTHER_PASSWORD}),
+    "admin email": lambda api, alice: _admin_change(api, alice, {"email": "alice@new.example"}),
+    "disable, enable": lambda api, alice: _admin_change(api, alice, {"status": 0}, {"status": 1}),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_change_of_password_email_or_status_uses_up_pending_tokens(
+    app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any], change: str
+) -> None:
+    token = token_for(app, client)
+    CHANGES[change](api, alice)
+    assert complete(client, token).get_json() == INVALID
+    [row] = table_contents(app)["evershop_customer_reset_token"]
+    assert row["used_at"] is not None
+
+
+def test_a_change_of_the_name_leaves_a_pending_token_usable(
+    app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]
+) -> None:
+    token = token_for(app, client)
+    _admin_change(api, alice, {"full_name": "Alice Renamed", "email": "ALICE@example.com"})
+    assert complete(client, token).status_code == 200
+
+
+# -- the answer's timing ---------------------------------------------------------------
+
+
+def test_the_token_is_issued_once_the_answer_is_sent(
+    app: Flask, alice: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server closes the response once it has sent it: only then is the customer
+    looked up, the token written and the signal sent, so the answer takes as long for
+    an email with an account as for one without (the host's mail included)."""
+    raw = Client(app)  # Werkzeug's own client: it leaves closing the response to us
+    seen: list[str] = []
+
+    def receive(sender: Flask, **payload: Any) -> None:
+        seen.append(request.path)  # the request's context is there for the receiver
+
+    with password_reset_requested.connected_to(receive, sender=app):
+        response = raw.post(REQUEST, json={"email": "alice@example.com"})
+        assert response.status_code == 200 and response.get_json() == {"data": {}}
+        assert seen == [] and table_contents(app)["evershop_customer_reset_token"] == []
+        response.close()
+    assert seen == [REQUEST]
+    assert len(table_contents(app)["evershop_customer_reset_token"]) == 1
+
+
+def test_work_after_the_answer_that_fails_is_logged(
+    app: Flask, client: FlaskClient, alice: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    resets = state_of(app).resets
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resets, "issue", fail)
+        response = ask(client, "alice@example.com")
+    assert response.status_code == 200 and response.get_json() == {"data": {}}
+    assert "Work after the response failed" in caplog.text
+    assert "the database went away" in caplog.text
+
+
+def test_a_customer_deleted_before_the_token_is_issued_gets_none(
+    app: Flask, client: FlaskClient, api: Api, alice: dict[str, Any]
+) -> None:
+    raw = Client(app)
+    with mailbox(app) as sent:
+        response = raw.post(REQUEST, json={"email": "alice@example.com"})
+        assert client.delete(f"/api/customers/{alice['uuid']}", headers=api.admin_headers())
+        response.close()
+    assert sent == []
+    assert table_contents(app)["evershop_customer_reset_token"] == []
+
+
+def test_the_limit_says_what_was_limited(app_factory: AppFactory) -> None:
+    app = app_factory(EVERSHOP_CUSTOMER_LOGIN_MAX_FAILURES=1)
+    client = app.test_client(use_cookies=False)
+    assert ask(client, "n@example.com").status_code == 200
+    refused = ask(client, "n@example.com")
+    assert refused.status_code == 429
+    assert refused.get_json() == {
+        "error": {"status": 429, "message": "Too many password reset requests, try again later"}
+    }

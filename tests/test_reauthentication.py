@@ -187,3 +187,27 @@ def test_two_changes_from_one_session_cannot_both_use_the_old_password(
     monkeypatch.undo()
     login = {"email": "alice@example.com", "password": "first new password"}
     assert client.post("/api/customers/sessions", json=login).status_code == 200
+
+
+def test_another_spelling_of_the_same_canonical_address_needs_it(
+    app_factory: AppFactory,
+) -> None:
+    """Another mailbox, where reset mail would go from then on: only the stored address
+    itself, or it in other letter case, is no change."""
+    app = app_factory()
+    api = Api(app, app.test_client(use_cookies=False))
+    api.register("strasse@example.com")
+    login = api.login("strasse@example.com")
+    for email in ("straße@example.com", "ｓｔｒａｓｓｅ@example.com"):
+        response = api.client.patch(
+            "/api/customers/me", json={"email": email}, headers=login.headers
+        )
+        assert response.get_json() == REQUIRED, email
+    assert customers_table(app)[0]["email"] == "strasse@example.com"
+    same = {"email": "STRASSE@Example.com"}
+    response = api.client.patch("/api/customers/me", json=same, headers=login.headers)
+    assert response.status_code == 200
+    body = {"email": "straße@example.com", "current_password": PASSWORD}
+    response = api.client.patch("/api/customers/me", json=body, headers=login.headers)
+    assert response.status_code == 200
+    assert customers_table(app)[0]["email"] == "straße@example.com"

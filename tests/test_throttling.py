@@ -266,6 +266,24 @@ def test_one_address_is_limited_across_emails(ip_limited: Flask, checks: list[in
     assert attempt(client, "alice@example.com", PASSWORD, ip="198.51.100.2").status_code == 200
 
 
+def test_an_ipv6_client_is_counted_by_its_64_network(ip_limited: Flask) -> None:
+    """One subscriber's /64 holds 2^64 addresses: rotating through them is one client."""
+    client = ip_limited.test_client()
+    for number, ip in enumerate(["2001:db8:1:2::1", "2001:db8:1:2::ffff", "2001:db8:1:2:a::b"]):
+        fail(client, f"guess{number}@example.com", 1, ip=ip)
+    for ip in ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:0db8:0001:0002::9"):
+        assert_locked(attempt(client, "alice@example.com", PASSWORD, ip=ip))
+    assert attempt(client, "alice@example.com", PASSWORD, ip="2001:db8:1:3::1").status_code == 200
+
+
+def test_an_ipv4_mapped_address_is_its_ipv4_address(ip_limited: Flask) -> None:
+    client = ip_limited.test_client()
+    for number in range(3):
+        fail(client, f"guess{number}@example.com", 1, ip="::ffff:203.0.113.7")
+    assert_locked(attempt(client, "alice@example.com", PASSWORD, ip="203.0.113.7"))
+    assert attempt(client, "alice@example.com", PASSWORD, ip="203.0.113.8").status_code == 200
+
+
 def test_forwarding_headers_are_not_trusted_by_default(ip_limited: Flask) -> None:
     client = ip_limited.test_client()
     for number in range(3):
