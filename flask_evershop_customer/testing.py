@@ -10,6 +10,9 @@ password round trip (as Flask-Login's ``FlaskLoginClient``).
     admin = app.test_client(admin="ops-1")          # the admin cookie of a new session
 
 Time is moved with ``customers.clock`` (see :class:`~flask_evershop_customer.Clock`).
+A reset request's token is issued after its response is sent, in a thread of its own:
+:func:`wait_for_work_after_responses` waits for it (once the response is closed, as
+Flask's test client does when its ``with`` block ends or with ``buffered=True``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from .after_response import wait_for_work_after_responses
 from .schemas import CustomerRecord
 from .sessions import LoginResult
 from .state import get_state
+
+__all__ = ["CustomerTestClient", "wait_for_work_after_responses"]
 
 
 class CustomerTestClient(FlaskClient):

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, copy_current_request_context, current_app, request
+from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug import exceptions as werkzeug_exceptions
@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BaseConverter, RequestRedirect
 
 from .address_schemas import address_links
+from .after_response import run_after_response
 from .api_reference import CONTENT_SECURITY_POLICY, reference_html
 from .auth import (
     admin_cookie_value,
@@ -352,23 +353,8 @@ def request_password_reset() -> Response:
     email_canonical = parse_reset_request(_body())
     issue = get_state().resets.accept(email_canonical, request.remote_addr or "")
     response = _json({"data": {}})
-    response.call_on_close(_after_response(issue))
+    run_after_response(response, issue)
     return response
-
-
-def _after_response(job: Callable[[], None]) -> Callable[[], None]:
-    """``job``, to run once the response has been sent (the server closes it then), in
-    a copy of this request's context; an error is logged, the answer is long gone."""
-    in_context = copy_current_request_context(job)
-    app_logger = current_app.logger
-
-    def run() -> None:
-        try:
-            in_context()
-        except Exception:
-            app_logger.exception("Work after the response failed")
-
-    return run
 
 
 def complete_password_reset() -> Response:

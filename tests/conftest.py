@@ -27,6 +27,7 @@ from werkzeug.test import TestResponse
 from flask_evershop_customer import EverShopCustomer
 from flask_evershop_customer import passwords as passwords_module
 from flask_evershop_customer.state import AppState, get_state
+from flask_evershop_customer.testing import wait_for_work_after_responses
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
 SERVER_URLS = {
@@ -155,6 +156,7 @@ class CheckedClient(FlaskClient):
         for header in response.headers.getlist("Set-Cookie"):
             assert_no_secrets(header)
         response.close()  # as a server does once it is sent: work after the response runs
+        wait_for_work_after_responses()
         return response
 
 

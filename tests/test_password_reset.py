@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import Client, TestResponse
 
 from flask_evershop_customer import password_reset, password_reset_requested
+from flask_evershop_customer.testing import wait_for_work_after_responses
 
 from .conftest import (
     OTHER_PASSWORD,
@@ -416,6 +417,7 @@ def test_the_token_is_issued_once_the_answer_is_sent(
         assert response.status_code == 200 and response.get_json() == {"data": {}}
         assert seen == [] and table_contents(app)["evershop_customer_reset_token"] == []
         response.close()
+        wait_for_work_after_responses()
     assert seen == [REQUEST]
     assert len(table_contents(app)["evershop_customer_reset_token"]) == 1
 
@@ -443,6 +445,7 @@ def test_a_customer_deleted_before_the_token_is_issued_gets_none(
         response = raw.post(REQUEST, json={"email": "alice@example.com"})
         assert client.delete(f"/api/customers/{alice['uuid']}", headers=api.admin_headers())
         response.close()
+        wait_for_work_after_responses()
     assert sent == []
     assert table_contents(app)["evershop_customer_reset_token"] == []
 
