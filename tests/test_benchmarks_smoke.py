@@ -31,6 +31,7 @@ EXPECTED = [
     "refresh",
     "login",
     "create",
+    "reset_request",
 ]
 
 

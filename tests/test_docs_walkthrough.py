@@ -71,8 +71,10 @@ def test_the_walkthrough_runs_top_to_bottom(path: Path, live: LiveServer) -> Non
     for step in steps:
         command = step.command.replace(DOCS_BASE, live.url)
         if command.startswith("RESET_TOKEN="):
-            # What the reader copies from the log.
+            # What the reader copies from the log, once the server has written it (the
+            # token is issued after the answer is sent): up to ten seconds.
             command = (
+                "for _ in $(seq 100); do grep -q 'token=' server.log && break; sleep 0.1; done\n"
                 "RESET_TOKEN=$(grep -o 'token=[A-Za-z0-9_-]*' server.log | tail -1 | cut -d= -f2)"
             )
         script += [f"echo {MARKER}", command]

@@ -150,7 +150,10 @@ def test_open_registration_needs_no_credentials(bare_apps: list[Flask]) -> None:
     customers.init_app(app)
     document = served(app)
     assert document["paths"]["/customers"]["post"]["security"] == []
-    assert not {"401", "403"} & set(document["paths"]["/customers"]["post"]["responses"])
+    responses = document["paths"]["/customers"]["post"]["responses"]
+    assert "401" not in responses
+    # Only a disabled account (status 0) needs an admin.
+    assert responses["403"] == {"$ref": "#/components/responses/DisabledRegistrationForbidden"}
     assert document["paths"]["/customers/sessions"]["post"]["security"] == []
 
 
