@@ -6,7 +6,8 @@ One transaction per batch of customers, so an interrupted run keeps the batches 
 committed, and running again skips the customers already here (their uuid is kept) or,
 with ``update``, refreshes them. Emails that are one by their canonical form (EverShop's
 are case-sensitive) are never merged: every customer of such a group is skipped and
-reported, and so is any row that cannot be imported as it is.
+reported, and so is any row that cannot be imported as it is (a second row of one uuid,
+which rc.2's text column could hold dashed and as 32 hex characters, among them).
 """
 
 from __future__ import annotations
@@ -142,13 +143,13 @@ class EverShopImport:
             raise SourceUnreadable(f"the customer table has no column {', '.join(missing)}")
         addresses = _reflect(source, "customer_address", required=False)
         summary = ImportSummary()
-        canonical, colliding = _canonical_emails(source, customers)
+        canonical, refused = _screen(source, customers)
         for batch in _batches(source, customers, batch_size):
             summary.customers += len(batch)
             mapped: list[_Customer] = []
             for row in batch:
-                if row["customer_id"] in colliding:
-                    summary.skipped.append(_skip(row, colliding[row["customer_id"]]))
+                if row["customer_id"] in refused:
+                    summary.skipped.append(_skip(row, refused[row["customer_id"]]))
                     continue
                 customer = self._map(row, canonical.get(row["customer_id"]), summary)
                 if customer is not None:
@@ -464,29 +465,41 @@ def _reflect(source: sa.Connection, name: str, *, required: bool = True) -> sa.T
         return sa.Table(name, sa.MetaData())
 
 
-def _canonical_emails(
-    source: sa.Connection, customers: sa.Table
-) -> tuple[dict[int, str], dict[int, str]]:
-    """Every source customer's canonical email (read once, before the batches), and
-    those whose emails are one by that form, each with the reason it is skipped
-    (EverShop compares emails case-sensitively)."""
+def _screen(source: sa.Connection, customers: sa.Table) -> tuple[dict[int, str], dict[int, str]]:
+    """Every source customer's canonical email (read once, before the batches), and the
+    customers refused before their batch, each with the reason it is skipped: those whose
+    emails are one by that form (EverShop compares emails case-sensitively), and every
+    row but the first of a uuid that rc.2's text column held in two forms (dashed and
+    32 hex characters are one uuid here)."""
     canonical: dict[int, str] = {}
     groups: dict[str, list[int]] = defaultdict(list)
-    for customer_id, email in source.execute(sa.select(customers.c.customer_id, customers.c.email)):
+    holders: dict[str, int] = {}
+    refused: dict[int, str] = {}
+    query = sa.select(customers.c.customer_id, customers.c.uuid, customers.c.email).order_by(
+        customers.c.customer_id
+    )
+    for customer_id, source_uuid, email in source.execute(query):
+        uuid = _uuid(source_uuid)
+        if uuid is not None:
+            holder = holders.setdefault(uuid, customer_id)
+            if holder != customer_id:
+                refused[customer_id] = (
+                    f"uuid is the same as customer {holder}'s once written as 32 hex"
+                    " characters: the first row keeps it"
+                )
         form = canonical_email(email) if isinstance(email, str) else None
         if form is not None:
             canonical[customer_id] = form
             groups[form].append(customer_id)
-    colliding: dict[int, str] = {}
     for members in groups.values():
         if len(members) > 1:
             for customer_id in members:
                 others = ", ".join(str(other) for other in members if other != customer_id)
-                colliding[customer_id] = (
+                refused[customer_id] = (
                     f"email is the same as customer {others}'s once letter case and"
                     " Unicode forms are ignored: merge them in EverShop, then import again"
                 )
-    return canonical, colliding
+    return canonical, refused
 
 
 def _batches(

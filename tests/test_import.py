@@ -360,3 +360,28 @@ def test_a_password_longer_than_bcrypt_reads_is_not_stored_at_login(
     run_import(app, short, tmp_path)
     assert login(app, "bob@example.com", PASSWORD).status_code == 200
     assert not stored_hash(app, "bob@example.com").startswith("$2a$")
+
+
+@pytest.mark.parametrize("batch_size", ["1000", "1"])
+def test_one_uuid_in_both_forms_imports_the_first_row_and_reports_the_second(
+    app: Flask, source_factory: Any, tmp_path: Path, batch_size: str
+) -> None:
+    """rc.2 kept uuids as text: one written dashed and once as 32 hex characters is one
+    uuid here. The first row keeps it; the second is reported, dry or not, and the rest
+    of the batch is imported."""
+    source = source_factory("rc2")
+    dashed = _dash(source.customer("alice@example.com"))
+    twin = source.customer("bob@example.com", uuid=dashed)
+    source.customer("carol@example.com")
+    for args in (["--dry-run"], []):
+        result = run_import(app, source, tmp_path, "--batch-size", batch_size, *args)
+        assert result.exit_code == 0, result.output
+        assert result.exception is None
+        assert "2 customers and 0 addresses; 0 updated, 0 already here; skipped 1" in (
+            result.output
+        )
+        [skipped] = report_rows(tmp_path)
+        assert (skipped["uuid"], skipped["email"]) == (twin.replace("-", ""), "bob@example.com")
+        assert "uuid is the same as customer" in skipped["reason"]
+    emails = sorted(row["email"] for row in table_contents(app)["evershop_customer"])
+    assert emails == ["alice@example.com", "carol@example.com"]
