@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from .address_schemas import FIELDS, AddressFields, parse_address
 from .config import Settings
 from .errors import Conflict, EverShopCustomerError, ValidationError
-from .evershop_hashes import is_bcrypt_hash
+from .evershop_hashes import BCRYPT_COSTS, bcrypt_cost, is_bcrypt_hash
 from .models import FULL_NAME_MAX_LENGTH, CustomerStatus, Models
 from .schemas import canonical_email
 from .unit_of_work import Unit, UnitOfWork
@@ -182,10 +182,18 @@ class EverShopImport:
             summary.skipped.append(_skip(row, "full_name is longer than 255 characters"))
             return None
         password = row["password"]
-        if not isinstance(password, str) or not is_bcrypt_hash(password):
+        cost = bcrypt_cost(password) if isinstance(password, str) else None
+        if cost is None:
             summary.skipped.append(
                 _skip(row, "password is not a bcrypt hash: the customer could never log in")
             )
+            return None
+        if cost not in BCRYPT_COSTS:
+            reason = (
+                f"password is a bcrypt hash of cost {cost}, outside EverShop's"
+                f" {BCRYPT_COSTS.start} to {BCRYPT_COSTS.stop - 1}: it is never checked here"
+            )
+            summary.skipped.append(_skip(row, reason))
             return None
         now = self._clock()
         created = _utc(row.get("created_at")) or now

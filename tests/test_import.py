@@ -18,8 +18,9 @@ from click.testing import Result
 from flask import Flask
 
 from flask_evershop_customer import evershop_hashes
+from flask_evershop_customer.passwords import PasswordHasher
 
-from .conftest import AppFactory, fresh_database, state_of, table_contents
+from .conftest import CHEAP_HASH, AppFactory, fresh_database, state_of, table_contents
 from .evershop_source import ERAS, Source, bcryptjs_hash
 
 PASSWORD = "correct horse battery"
@@ -385,3 +386,50 @@ def test_one_uuid_in_both_forms_imports_the_first_row_and_reports_the_second(
         assert "uuid is the same as customer" in skipped["reason"]
     emails = sorted(row["email"] for row in table_contents(app)["evershop_customer"])
     assert emails == ["alice@example.com", "carol@example.com"]
+
+
+def _with_cost(cost: str, stored: str | None = None) -> str:
+    """A well-formed bcrypt hash of ``cost`` (two digits), made from a cost-4 one."""
+    return (stored or bcryptjs_hash(PASSWORD)).replace("$04$", f"${cost}$", 1)
+
+
+def test_only_hashes_of_evershops_costs_are_imported(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    """EverShop wrote costs 4 to 14 (10 by default); a hash of another cost (a cost-31
+    login would hold a worker for days) or a malformed one is reported, not imported."""
+    source = source_factory("head")
+    accepted = {"cost4@example.com": "04", "cost14@example.com": "14"}
+    refused = {"cost3@example.com": "03", "cost15@example.com": "15", "cost31@example.com": "31"}
+    for email, cost in {**accepted, **refused}.items():
+        source.customer(email, password_hash=_with_cost(cost))
+    good = bcryptjs_hash(PASSWORD)
+    salt_end = len("$2a$04$") + 21  # the salt's last character carries 4 unused bits
+    source.customer("salt@example.com", password_hash=good[:salt_end] + "z" + good[salt_end + 1 :])
+    result = run_import(app, source, tmp_path)
+    assert "Imported 2 customers" in result.output, result.output
+    reasons = {row["email"]: row["reason"] for row in report_rows(tmp_path)}
+    for email, cost in refused.items():
+        assert reasons[email].startswith(f"password is a bcrypt hash of cost {int(cost)},")
+        assert "outside EverShop's 4 to 14" in reasons[email]
+    assert reasons["salt@example.com"].startswith("password is not a bcrypt hash")
+    assert sorted(r["email"] for r in table_contents(app)["evershop_customer"]) == sorted(accepted)
+
+
+class _NoHashing:
+    """A bcrypt module that fails the test if asked to hash."""
+
+    @staticmethod
+    def checkpw(_password: bytes, _hashed: bytes) -> bool:
+        raise AssertionError("a hash of a cost EverShop never wrote was checked")
+
+
+@pytest.mark.parametrize("cost", ["03", "15", "31", "99"])
+def test_a_stored_hash_of_another_cost_fails_the_login_unchecked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, cost: str
+) -> None:
+    monkeypatch.setattr(evershop_hashes, "_bcrypt", lambda: _NoHashing)
+    stored = _with_cost(cost)
+    with caplog.at_level(logging.WARNING, logger="flask_evershop_customer.evershop_hashes"):
+        assert not PasswordHasher(CHEAP_HASH).verify(stored, PASSWORD)
+    assert f"cost {int(cost)}, outside EverShop's 4 to 14" in caplog.text
