@@ -81,15 +81,28 @@ def check_bcrypt(stored_hash: str, password: str) -> bool:
         )
         return False
     hashed = stored_hash.encode("ascii")
-    candidates = dict.fromkeys([password, escape_tags(password)])
     matched = False
-    for candidate in candidates:
-        data = candidate.encode("utf-8", "surrogatepass")[:BCRYPT_MAX_BYTES]
+    for candidate in _forms(password):
+        data = candidate[:BCRYPT_MAX_BYTES]
         if b"\x00" in data:
             continue  # bcrypt stops at a NUL; pyca/bcrypt refuses it
         # The hash is well-formed and of a cost bcrypt takes: checkpw cannot refuse it.
         matched = bcrypt.checkpw(data, hashed) or matched
     return matched
+
+
+def read_whole(password: str) -> bool:
+    """Whether bcrypt read all of ``password`` in each form EverShop may have hashed:
+    each is shorter than 72 bytes. A password of exactly 72 (or more) may be the prefix
+    of a longer one that the hash also matches."""
+    return all(len(form) < BCRYPT_MAX_BYTES for form in _forms(password))
+
+
+def _forms(password: str) -> list[bytes]:
+    """``password`` as EverShop may have hashed it (as sent, and with its tag-like text
+    escaped), encoded in UTF-8 and not yet cut to 72 bytes."""
+    forms = dict.fromkeys([password, escape_tags(password)])
+    return [form.encode("utf-8", "surrogatepass") for form in forms]
 
 
 @functools.cache

@@ -433,3 +433,25 @@ def test_a_stored_hash_of_another_cost_fails_the_login_unchecked(
     with caplog.at_level(logging.WARNING, logger="flask_evershop_customer.evershop_hashes"):
         assert not PasswordHasher(CHEAP_HASH).verify(stored, PASSWORD)
     assert f"cost {int(cost)}, outside EverShop's 4 to 14" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("sent", "real"),
+    [
+        ("x" * 72, "x" * 72 + " and the rest"),
+        ("é" * 36, "é" * 40),  # 72 UTF-8 bytes of 80
+        ("<b>" + "x" * 67, "<b>" + "x" * 67 + "more"),  # 70 bytes sent, 76 as EverShop escaped
+    ],
+)
+def test_a_password_of_the_72_bytes_bcrypt_read_logs_in_and_keeps_the_hash(
+    app: Flask, source_factory: Any, tmp_path: Path, sent: str, real: str
+) -> None:
+    """bcryptjs read 72 bytes: a password of exactly that many may be the prefix of the
+    real, longer one. It logs in (as on EverShop) but is not stored, so the real one
+    still logs in afterwards."""
+    source = source_factory("head")
+    source.customer("alice@example.com", real)
+    run_import(app, source, tmp_path)
+    assert login(app, "alice@example.com", sent).status_code == 200
+    assert stored_hash(app, "alice@example.com").startswith("$2a$")
+    assert login(app, "alice@example.com", real).status_code == 200
