@@ -28,8 +28,8 @@ from .address_schemas import FIELDS, AddressFields, parse_address
 from .config import Settings
 from .errors import Conflict, EverShopCustomerError, ValidationError
 from .evershop_hashes import BCRYPT_COSTS, bcrypt_cost, is_bcrypt_hash
-from .models import FULL_NAME_MAX_LENGTH, CustomerStatus, Models
-from .schemas import canonical_email
+from .models import CustomerStatus, Models
+from .schemas import canonical_email, parse_customer_changes
 from .unit_of_work import Unit, UnitOfWork
 
 #: A uuid as EverShop stores it: dashed (PostgreSQL's UUID) or 32 hex characters (rc.2).
@@ -177,9 +177,12 @@ class EverShopImport:
         if status not in (CustomerStatus.DISABLED, CustomerStatus.ACTIVE):
             summary.skipped.append(_skip(row, f"status {status!r} is neither 0 nor 1"))
             return None
-        full_name = row["full_name"] or ""
-        if len(full_name) > FULL_NAME_MAX_LENGTH:
-            summary.skipped.append(_skip(row, "full_name is longer than 255 characters"))
+        try:
+            # The API's rules for a name (a PATCH naming only it): 1 to 255 characters, no
+            # control characters; EverShop's null name is an empty one.
+            full_name = parse_customer_changes({"full_name": row["full_name"] or ""}).full_name
+        except ValidationError as error:
+            summary.skipped.append(_skip(row, error.message))
             return None
         password = row["password"]
         cost = bcrypt_cost(password) if isinstance(password, str) else None

@@ -86,7 +86,7 @@ def test_customers_log_in_with_their_evershop_passwords(
     source = source_factory(era)
     created = datetime(2024, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=7)))
     alice = source.customer("alice@example.com", created_at=created)
-    source.customer("bob@example.com", TAGGED, full_name=None)
+    source.customer("bob@example.com", TAGGED, full_name="Bob Example")
     source.customer("carol@example.com", status=0)
     source.address("alice@example.com", **ADDRESS, is_default=True)
     source.address("alice@example.com", **{**ADDRESS, "country": "United States"})
@@ -107,7 +107,7 @@ def test_customers_log_in_with_their_evershop_passwords(
     assert row["full_name"] == "Alice Example" and row["status"] == 1
     if era != "rc2":  # rc.2's TIMESTAMP columns were written in the server's zone
         assert row["created_at"] == datetime(2024, 5, 1, 5, 30)
-    assert customers["bob@example.com"]["full_name"] == ""
+    assert customers["bob@example.com"]["full_name"] == "Bob Example"
     assert row["password_hash"].startswith("$2a$04$")
 
     # The old passwords work, once, and the hash becomes the configured method's.
@@ -474,3 +474,45 @@ def test_no_report_cell_is_a_formula(app: Flask, source_factory: Any, tmp_path: 
     [bad_uuid] = [row for row in rows if row["email"] == "plain@example.com"]
     assert bad_uuid["uuid"] == "'=1+2"
     assert bad_uuid["reason"] == "uuid '=1+2' is not a UUID"
+
+
+def test_names_and_address_lines_follow_the_apis_rules(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    """A name the API would refuse (empty or null, over 255 characters, CR/LF, ESC, BEL)
+    is reported naming the field, and its customer skipped; an address line the API
+    would refuse skips that address, not its customer."""
+    source = source_factory("head")
+    names = {
+        "null@example.com": None,
+        "empty@example.com": "",
+        "crlf@example.com": "Alice\r\nBcc: everyone",
+        "esc@example.com": "Alice \x1b[2J",
+        "bel@example.com": "Alice\x07",
+        "long@example.com": "a" * 256,
+    }
+    for email, name in names.items():
+        source.customer(email, full_name=name)
+    source.customer("alice@example.com", full_name="Zoë d'Ávila-Łukasz 李")
+    source.address("alice@example.com", **ADDRESS)
+    broken = {
+        source.address("alice@example.com", **{**ADDRESS, "city": "Mountain\nView"}): "/city",
+        source.address("alice@example.com", **{**ADDRESS, "full_name": "\x1b[1mA"}): "/full_name",
+        source.address("alice@example.com", **{**ADDRESS, "address_2": "Suite\x07"}): "/address_2",
+    }
+    result = run_import(app, source, tmp_path)
+    assert "Imported 1 customers and 1 addresses" in result.output, result.output
+    rows = report_rows(tmp_path)
+    reasons = {row["email"]: row["reason"] for row in rows if row["table"] == "customer"}
+    assert sorted(reasons) == sorted(names)
+    assert all(reason.startswith("/full_name ") for reason in reasons.values())
+    assert reasons["empty@example.com"] == "/full_name must NOT have fewer than 1 characters"
+    assert reasons["long@example.com"] == "/full_name must NOT have more than 255 characters"
+    for email in ("crlf@example.com", "esc@example.com", "bel@example.com"):
+        assert reasons[email] == "/full_name must not contain control characters"
+    addresses = {row["uuid"]: row["reason"] for row in rows if row["table"] != "customer"}
+    assert {uuid.replace("-", ""): field for uuid, field in broken.items()} == {
+        uuid: reason.partition(" ")[0] for uuid, reason in addresses.items()
+    }
+    [customer] = table_contents(app)["evershop_customer"]
+    assert customer["full_name"] == "Zoë d'Ávila-Łukasz 李"
