@@ -235,13 +235,17 @@ class EverShopImport:
             for customer in batch:
                 values = customer.values
                 holder = here["email"].get(values["email_canonical"])
+                stored = here["uuid"].get(values["uuid"])
                 if holder is not None and holder["uuid"] != values["uuid"]:
                     reason = f"email is already used here by customer {holder['uuid']}"
                     counts.skipped.append(_skip_mapped(customer, reason))
-                elif values["uuid"] not in here["uuid"]:
+                elif stored is None:
                     new.append(customer)
+                elif not stored["imported"]:
+                    reason = "uuid is already used here by a customer who was not imported"
+                    counts.skipped.append(_skip_mapped(customer, reason))
                 elif update:
-                    refreshed.append((customer, here["uuid"][values["uuid"]]))
+                    refreshed.append((customer, stored))
                 else:
                     counts.already_here += 1
             counts.imported, counts.updated = len(new), len(refreshed)
@@ -281,7 +285,8 @@ class EverShopImport:
 
     def _customers_here(self, batch: list[_Customer], *, lock: bool) -> dict[str, dict[str, Any]]:
         """The extension's customers that share a uuid or a canonical email with the
-        batch, by uuid and by canonical email; with ``lock``, locked until the batch
+        batch (and whether the import wrote them), by uuid and by canonical email; with
+        ``lock``, locked until the batch
         commits, so that a password reset or a change made here meanwhile is not
         written over."""
         table = self._models.Customer.__table__
@@ -297,6 +302,7 @@ class EverShopImport:
             table.c.password_hash,
             table.c.status,
             table.c.version,
+            table.c.imported,
         ).where(sa.or_(table.c.uuid.in_(uuids), table.c.email_canonical.in_(emails)))
         rows = self._uow.session.execute(query.with_for_update() if lock else query).mappings()
         for row in rows:
@@ -309,7 +315,9 @@ class EverShopImport:
         if not new:
             return {}
         table = self._models.Customer.__table__
-        self._uow.session.execute(sa.insert(table), [{**c.values, "version": 1} for c in new])
+        self._uow.session.execute(
+            sa.insert(table), [{**c.values, "version": 1, "imported": True} for c in new]
+        )
         uuids = [c.values["uuid"] for c in new]
         return dict(
             self._uow.session.execute(

@@ -516,3 +516,29 @@ def test_names_and_address_lines_follow_the_apis_rules(
     }
     [customer] = table_contents(app)["evershop_customer"]
     assert customer["full_name"] == "Zoë d'Ávila-Łukasz 李"
+
+
+@pytest.mark.parametrize("args", [["--update"], [], ["--update", "--dry-run"]])
+def test_a_customer_registered_here_is_never_refreshed_by_the_import(
+    app: Flask, source_factory: Any, tmp_path: Path, args: list[str]
+) -> None:
+    """A source row naming the uuid of a customer registered here (with that customer's
+    email or another) is reported and skipped: only customers the import wrote are
+    refreshed, or counted as already here."""
+    client = app.test_client(use_cookies=False)
+    registered = {}
+    for email in ("erin@example.com", "frank@example.com"):
+        body = {"email": email, "password": "a password of theirs", "full_name": "Here"}
+        registered[email] = client.post("/api/customers", json=body).get_json()["data"]["uuid"]
+    source = source_factory("head")
+    source.customer("erin@example.com", uuid=_dash(registered["erin@example.com"]))
+    source.customer("mallory@example.com", uuid=_dash(registered["frank@example.com"]))
+    before = table_contents(app)["evershop_customer"]
+    result = run_import(app, source, tmp_path, *args)
+    assert "0 customers and 0 addresses; 0 updated, 0 already here; skipped 2" in result.output
+    reasons = {row["uuid"]: row["reason"] for row in report_rows(tmp_path)}
+    assert reasons == dict.fromkeys(
+        registered.values(), "uuid is already used here by a customer who was not imported"
+    )
+    assert table_contents(app)["evershop_customer"] == before
+    assert login(app, "frank@example.com", "a password of theirs").status_code == 200
