@@ -168,9 +168,21 @@ def import_evershop(
     )
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _write_report(path: Path, summary: ImportSummary) -> None:
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["table", "source_id", "uuid", "email", "reason"])
         for row in summary.skipped:
-            writer.writerow([row.table, row.source_id, row.uuid or "", row.email or "", row.reason])
+            cells = [row.table, row.source_id, row.uuid or "", row.email or "", row.reason]
+            writer.writerow([_inert(str(cell)) for cell in cells])
+
+
+def _inert(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it, never a formula: one that a source row could
+    start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` before
+    it (OWASP's advice on CSV injection)."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell

@@ -6,7 +6,8 @@ One transaction per batch of customers, so an interrupted run keeps the batches 
 committed, and running again skips the customers already here (their uuid is kept) or,
 with ``update``, refreshes them. Emails that are one by their canonical form (EverShop's
 are case-sensitive) are never merged: every customer of such a group is skipped and
-reported, and so is any row that cannot be imported as it is.
+reported, and so is any row that cannot be imported as it is (a second row of one uuid,
+which rc.2's text column could hold dashed and as 32 hex characters, among them).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from .address_schemas import FIELDS, AddressFields, parse_address
 from .config import Settings
 from .errors import Conflict, EverShopCustomerError, ValidationError
-from .evershop_hashes import is_bcrypt_hash
-from .models import FULL_NAME_MAX_LENGTH, CustomerStatus, Models
-from .schemas import canonical_email
+from .evershop_hashes import BCRYPT_COSTS, bcrypt_cost, is_bcrypt_hash
+from .models import CustomerStatus, Models
+from .schemas import canonical_email, parse_customer_changes
 from .unit_of_work import Unit, UnitOfWork
 
 #: A uuid as EverShop stores it: dashed (PostgreSQL's UUID) or 32 hex characters (rc.2).
@@ -142,13 +143,13 @@ class EverShopImport:
             raise SourceUnreadable(f"the customer table has no column {', '.join(missing)}")
         addresses = _reflect(source, "customer_address", required=False)
         summary = ImportSummary()
-        canonical, colliding = _canonical_emails(source, customers)
+        canonical, refused = _screen(source, customers)
         for batch in _batches(source, customers, batch_size):
             summary.customers += len(batch)
             mapped: list[_Customer] = []
             for row in batch:
-                if row["customer_id"] in colliding:
-                    summary.skipped.append(_skip(row, colliding[row["customer_id"]]))
+                if row["customer_id"] in refused:
+                    summary.skipped.append(_skip(row, refused[row["customer_id"]]))
                     continue
                 customer = self._map(row, canonical.get(row["customer_id"]), summary)
                 if customer is not None:
@@ -176,15 +177,26 @@ class EverShopImport:
         if status not in (CustomerStatus.DISABLED, CustomerStatus.ACTIVE):
             summary.skipped.append(_skip(row, f"status {status!r} is neither 0 nor 1"))
             return None
-        full_name = row["full_name"] or ""
-        if len(full_name) > FULL_NAME_MAX_LENGTH:
-            summary.skipped.append(_skip(row, "full_name is longer than 255 characters"))
+        try:
+            # The API's rules for a name (a PATCH naming only it): 1 to 255 characters, no
+            # control characters; EverShop's null name is an empty one.
+            full_name = parse_customer_changes({"full_name": row["full_name"] or ""}).full_name
+        except ValidationError as error:
+            summary.skipped.append(_skip(row, error.message))
             return None
         password = row["password"]
-        if not isinstance(password, str) or not is_bcrypt_hash(password):
+        cost = bcrypt_cost(password) if isinstance(password, str) else None
+        if cost is None:
             summary.skipped.append(
                 _skip(row, "password is not a bcrypt hash: the customer could never log in")
             )
+            return None
+        if cost not in BCRYPT_COSTS:
+            reason = (
+                f"password is a bcrypt hash of cost {cost}, outside EverShop's"
+                f" {BCRYPT_COSTS.start} to {BCRYPT_COSTS.stop - 1}: it is never checked here"
+            )
+            summary.skipped.append(_skip(row, reason))
             return None
         now = self._clock()
         created = _utc(row.get("created_at")) or now
@@ -223,13 +235,17 @@ class EverShopImport:
             for customer in batch:
                 values = customer.values
                 holder = here["email"].get(values["email_canonical"])
+                stored = here["uuid"].get(values["uuid"])
                 if holder is not None and holder["uuid"] != values["uuid"]:
                     reason = f"email is already used here by customer {holder['uuid']}"
                     counts.skipped.append(_skip_mapped(customer, reason))
-                elif values["uuid"] not in here["uuid"]:
+                elif stored is None:
                     new.append(customer)
+                elif not stored["imported"]:
+                    reason = "uuid is already used here by a customer who was not imported"
+                    counts.skipped.append(_skip_mapped(customer, reason))
                 elif update:
-                    refreshed.append((customer, here["uuid"][values["uuid"]]))
+                    refreshed.append((customer, stored))
                 else:
                     counts.already_here += 1
             counts.imported, counts.updated = len(new), len(refreshed)
@@ -269,7 +285,8 @@ class EverShopImport:
 
     def _customers_here(self, batch: list[_Customer], *, lock: bool) -> dict[str, dict[str, Any]]:
         """The extension's customers that share a uuid or a canonical email with the
-        batch, by uuid and by canonical email; with ``lock``, locked until the batch
+        batch (and whether the import wrote them), by uuid and by canonical email; with
+        ``lock``, locked until the batch
         commits, so that a password reset or a change made here meanwhile is not
         written over."""
         table = self._models.Customer.__table__
@@ -285,6 +302,7 @@ class EverShopImport:
             table.c.password_hash,
             table.c.status,
             table.c.version,
+            table.c.imported,
         ).where(sa.or_(table.c.uuid.in_(uuids), table.c.email_canonical.in_(emails)))
         rows = self._uow.session.execute(query.with_for_update() if lock else query).mappings()
         for row in rows:
@@ -297,7 +315,9 @@ class EverShopImport:
         if not new:
             return {}
         table = self._models.Customer.__table__
-        self._uow.session.execute(sa.insert(table), [{**c.values, "version": 1} for c in new])
+        self._uow.session.execute(
+            sa.insert(table), [{**c.values, "version": 1, "imported": True} for c in new]
+        )
         uuids = [c.values["uuid"] for c in new]
         return dict(
             self._uow.session.execute(
@@ -464,29 +484,41 @@ def _reflect(source: sa.Connection, name: str, *, required: bool = True) -> sa.T
         return sa.Table(name, sa.MetaData())
 
 
-def _canonical_emails(
-    source: sa.Connection, customers: sa.Table
-) -> tuple[dict[int, str], dict[int, str]]:
-    """Every source customer's canonical email (read once, before the batches), and
-    those whose emails are one by that form, each with the reason it is skipped
-    (EverShop compares emails case-sensitively)."""
+def _screen(source: sa.Connection, customers: sa.Table) -> tuple[dict[int, str], dict[int, str]]:
+    """Every source customer's canonical email (read once, before the batches), and the
+    customers refused before their batch, each with the reason it is skipped: those whose
+    emails are one by that form (EverShop compares emails case-sensitively), and every
+    row but the first of a uuid that rc.2's text column held in two forms (dashed and
+    32 hex characters are one uuid here)."""
     canonical: dict[int, str] = {}
     groups: dict[str, list[int]] = defaultdict(list)
-    for customer_id, email in source.execute(sa.select(customers.c.customer_id, customers.c.email)):
+    holders: dict[str, int] = {}
+    refused: dict[int, str] = {}
+    query = sa.select(customers.c.customer_id, customers.c.uuid, customers.c.email).order_by(
+        customers.c.customer_id
+    )
+    for customer_id, source_uuid, email in source.execute(query):
+        uuid = _uuid(source_uuid)
+        if uuid is not None:
+            holder = holders.setdefault(uuid, customer_id)
+            if holder != customer_id:
+                refused[customer_id] = (
+                    f"uuid is the same as customer {holder}'s once written as 32 hex"
+                    " characters: the first row keeps it"
+                )
         form = canonical_email(email) if isinstance(email, str) else None
         if form is not None:
             canonical[customer_id] = form
             groups[form].append(customer_id)
-    colliding: dict[int, str] = {}
     for members in groups.values():
         if len(members) > 1:
             for customer_id in members:
                 others = ", ".join(str(other) for other in members if other != customer_id)
-                colliding[customer_id] = (
+                refused[customer_id] = (
                     f"email is the same as customer {others}'s once letter case and"
                     " Unicode forms are ignored: merge them in EverShop, then import again"
                 )
-    return canonical, colliding
+    return canonical, refused
 
 
 def _batches(

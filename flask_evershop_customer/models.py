@@ -78,6 +78,9 @@ class CustomerColumns(_Mapped):
     version: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    #: TRUE for a customer ``flask customers import-evershop`` wrote, NULL for one
+    #: registered here: ``--update`` refreshes only the former.
+    imported: Mapped[bool | None] = mapped_column(sa.Boolean, nullable=True)
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:

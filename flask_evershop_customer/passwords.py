@@ -18,7 +18,7 @@ from werkzeug.security import (
 )
 
 from .errors import ValidationError
-from .evershop_hashes import BCRYPT_MAX_BYTES, check_bcrypt, is_bcrypt_hash
+from .evershop_hashes import check_bcrypt, is_bcrypt_hash, read_whole
 
 PASSWORD_MAX_LENGTH = 128
 #: OWASP's floor: scrypt N=2^15, r=8, p=3 (or an equal N*p), PBKDF2-HMAC-SHA256 600,000.
@@ -115,10 +115,11 @@ class PasswordHasher:
     def needs_rehash(self, stored_hash: str, password: str | None = None) -> bool:
         """Whether ``stored_hash`` was made with another method than the configured one
         (an imported EverShop hash always is), and ``password``, which just verified
-        against it, may replace it. A bcrypt hash checked only the first 72 bytes of a
-        longer password: the rest may be mistyped, so such a password is not stored."""
+        against it, may replace it. A bcrypt hash checked only the first 72 bytes: a
+        password that long or longer (as EverShop escaped it) may be the prefix of the
+        real one, or have a mistyped rest, so only a shorter one is stored."""
         if is_bcrypt_hash(stored_hash):
-            return password is None or len(password.encode("utf-8")) <= BCRYPT_MAX_BYTES
+            return password is None or read_whole(password)
         return stored_hash.partition("$")[0] != self.method
 
 

@@ -108,10 +108,13 @@ class Source:
         status: int = 1,
         created_at: datetime | None = None,
         password_hash: str | None = None,
+        uuid: str | None = None,
     ) -> str:
-        """Insert a customer; its uuid as EverShop stores it (dashed but at rc.2)."""
-        dashed = str(uuid_module.uuid4())
-        uuid = dashed.replace("-", "") if self.era == "rc2" else dashed
+        """Insert a customer (with ``uuid``, or a new one); its uuid as EverShop stores it
+        (dashed but at rc.2)."""
+        if uuid is None:
+            dashed = str(uuid_module.uuid4())
+            uuid = dashed.replace("-", "") if self.era == "rc2" else dashed
         values: dict[str, Any] = {
             "uuid": uuid,
             "status": status,

