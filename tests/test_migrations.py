@@ -52,7 +52,7 @@ OUR_TABLES = {
     "evershop_customer_address",
 }
 #: The head of the shipped branch.
-HEAD = "evershop_customer_0007"
+HEAD = "evershop_customer_0008"
 
 
 @pytest.fixture(params=selected_backends())
@@ -497,7 +497,7 @@ def _recompute_and_check(app: Flask) -> None:
     flask_db(app, "downgrade", "base")
 
 
-def test_the_seventh_revision_marks_the_customers_whose_hash_is_evershops(
+def test_the_eighth_revision_marks_the_customers_whose_hash_is_evershops(
     empty_database: str,
 ) -> None:
     """Customers imported before the ``imported`` column are those still holding a bcrypt
@@ -515,7 +515,7 @@ def test_the_seventh_revision_marks_the_customers_whose_hash_is_evershops(
         "registered@example.com": "pbkdf2:sha256:1$salt$digest",
     }
     try:
-        flask_db(app, "upgrade", "evershop_customer_0006")
+        flask_db(app, "upgrade", "evershop_customer_0007")
         now = sa.func.current_timestamp()
         with app.app_context():
             for n, (email, password_hash) in enumerate(hashes.items()):

@@ -4,16 +4,16 @@ whose password hash is still EverShop's bcrypt one (nothing else writes bcrypt);
 has logged in here since cannot be told from a customer registered here, and is left
 unmarked.
 
-Revision ID: evershop_customer_0007
-Revises: evershop_customer_0006
+Revision ID: evershop_customer_0008
+Revises: evershop_customer_0007
 Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "evershop_customer_0007"
-down_revision = "evershop_customer_0006"
+revision = "evershop_customer_0008"
+down_revision = "evershop_customer_0007"
 branch_labels = None
 depends_on = None
 
