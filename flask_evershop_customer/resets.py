@@ -67,45 +67,43 @@ class PasswordResets(CustomerTables):
                 "ip",
                 settings.login_max_failures_per_ip,
             )
-        throttle.reserve(limits, event="reset_throttled", email_hash=email_key[:16])
+        attempt = throttle.reserve(limits, event="reset_throttled", email_hash=email_key[:16])
         self._uow.end_read()
-        return functools.partial(self.issue, email_canonical, client_address)
+        return functools.partial(self._issue, email_canonical, client_address, attempt.ids)
 
-    def issue(self, email_canonical: str, client_address: str) -> None:
+    def _issue(self, email_canonical: str, client_address: str, attempt_ids: list[int]) -> None:
         """Issue a token for the active customer with this email, if there is one, and
-        send it to ``password_reset_requested``; older tokens of theirs are used up."""
+        send it to ``password_reset_requested``; older tokens of theirs are used up.
+
+        An email without an account gets a write of the same size (its attempt rows
+        written again), so that the request after this one, on this worker or this
+        SQLite file, cannot tell the two apart either.
+        """
         settings = self._settings
-        customers = self._customers
-        row = self._uow.session.execute(
-            sa.select(*self._record_columns).where(
-                customers.c.email_canonical == email_canonical,
-                customers.c.status == CustomerStatus.ACTIVE,
-            )
-        ).one_or_none()
-        if row is None:
-            self._uow.end_read()
-            security_event("reset_requested", customer=None, client=client_address)
-            return
-        customer = CustomerRecord(*row)
+        customers, tokens = self._customers, self._tokens
+        failures = self._models.LoginFailure.__table__
         token = new_opaque_token()
         now = self._clock()
-        tokens = self._tokens
 
-        def work(_attempt: int) -> Unit[bool]:
+        def work(_attempt: int) -> Unit[CustomerRecord | None]:
             # The customer's row, locked: of two requests at once, the later one voids
-            # the earlier one's token (it waits, then sees it); one deleted or disabled
-            # meanwhile gets none.
-            locked = self._uow.session.execute(
-                sa.select(customers.c.customer_id)
+            # the earlier one's token (it waits, then sees it).
+            row = self._uow.session.execute(
+                sa.select(*self._record_columns)
                 .where(
-                    customers.c.customer_id == customer.customer_id,
-                    customers.c.uuid == customer.uuid,
+                    customers.c.email_canonical == email_canonical,
                     customers.c.status == CustomerStatus.ACTIVE,
                 )
                 .with_for_update()
             ).one_or_none()
-            if locked is None:
-                return Unit(False)
+            if row is None:
+                self._uow.session.execute(
+                    sa.update(failures)
+                    .where(failures.c.id.in_(attempt_ids))
+                    .values(failed_at=failures.c.failed_at)
+                )
+                return Unit(None)
+            customer = CustomerRecord(*row)
             self._use_up_reset_tokens(customer.customer_id, now)
             self._uow.session.execute(
                 sa.insert(tokens).values(
@@ -116,15 +114,18 @@ class PasswordResets(CustomerTables):
                     expires_at=now + timedelta(seconds=settings.reset_token_lifetime),
                 )
             )
-            return Unit(True)
+            return Unit(customer)
 
-        if not self._uow.run(work, locking=True):
-            security_event("reset_requested", customer=None, client=client_address)
-            return
-        security_event("reset_requested", customer=customer.uuid, client=client_address)
-        self._uow.notify(
-            signals.password_reset_requested, {"customer": customer.public(), "token": token}
+        customer = self._uow.run(work, locking=True)
+        security_event(
+            "reset_requested",
+            customer=customer.uuid if customer is not None else None,
+            client=client_address,
         )
+        if customer is not None:
+            self._uow.notify(
+                signals.password_reset_requested, {"customer": customer.public(), "token": token}
+            )
 
     def complete(self, new: NewPassword) -> CustomerRecord:
         """Set the new password of the token's customer (the policy applied), end every
