@@ -554,9 +554,7 @@ def create_blueprint(set_up: Callable[[BlueprintSetupState], None]) -> Blueprint
     # First in line: it may move the prefix before the rules below are added.
     blueprint.record(set_up)
     blueprint.record(_add_converter)
-    for path, endpoint, view, methods in ROUTES:
-        # merge_slashes: a doubled slash is a 404 here, not a redirect.
-        blueprint.add_url_rule(path, endpoint, view, methods=list(methods), merge_slashes=False)
+    _add_routes(blueprint, ROUTES)
     blueprint.before_app_request(_routing_error)
     _answer_in_envelopes(blueprint)
     return blueprint
@@ -567,10 +565,18 @@ def create_storefront_blueprint() -> Blueprint:
     /customer/logout``) at the app's root, registered by the extension when
     ``EVERSHOP_CUSTOMER_STOREFRONT_ROUTES`` is on."""
     blueprint = Blueprint(STOREFRONT_BLUEPRINT_NAME, __name__)
-    for path, endpoint, view, methods in STOREFRONT_ROUTES:
-        blueprint.add_url_rule(path, endpoint, view, methods=list(methods))
+    _add_routes(blueprint, STOREFRONT_ROUTES)
     _answer_in_envelopes(blueprint)
     return blueprint
+
+
+def _add_routes(blueprint: Blueprint, routes: Routes) -> None:
+    """Add ``routes`` without Werkzeug's merge-slashes redirect: its ``Location`` is built
+    from the ``Host`` header, which the client chooses (``GET /customer//logout`` with
+    ``Host: evil.example`` would send the browser there). A doubled slash is a 404
+    instead. No rule ends with a slash, so strict slashes never redirect either."""
+    for path, endpoint, view, methods in routes:
+        blueprint.add_url_rule(path, endpoint, view, methods=list(methods), merge_slashes=False)
 
 
 def _answer_in_envelopes(blueprint: Blueprint) -> None:
