@@ -281,7 +281,8 @@ def _delete(actor: Actor, customer_id: str) -> Response:
 
 
 def create_session() -> Response:
-    """``POST /customers/sessions``: log in; the token comes in the body and a cookie."""
+    """``POST /customers/sessions``: log in; the token comes in the body and a cookie.
+    Refused from another origin, as the storefront login is (login CSRF)."""
     result = _login()
     response = _json({"data": {"token": result.token, "sid": result.sid}})
     _set_token_cookie(response, result.token)
@@ -309,7 +310,6 @@ def storefront_login() -> Response:
     """``POST /customer/login`` (a storefront route, outside the prefix): log in with the
     token cookie, answering ``{"data": {"sid"}}``. Refused from another origin: a page
     elsewhere must not log a browser into an account of its choosing."""
-    refuse_cross_site()
     result = _login()
     response = _json({"data": {"sid": result.sid}})
     _set_token_cookie(response, result.token)
@@ -332,6 +332,11 @@ def storefront_logout() -> Response:
 
 
 def _login(*, headless: bool = False) -> LoginResult:
+    """Log in with the request's credentials. A login whose answer sets the token cookie
+    (not ``headless``) is refused from another origin before anything is read: a page
+    elsewhere must not log a browser into an account of its choosing."""
+    if not headless:
+        refuse_cross_site()
     credentials = parse_credentials(_body())
     return get_state().sessions.login(
         credentials,
