@@ -8,7 +8,8 @@ host agrees on them), and the admin credentials are printed.
 
 ``POST /admin/login`` is the example of a host's own login: a body of at most
 ``EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH`` bytes, throttled by the library like customer
-logins, and answering errors in EverShop's JSON envelope. ``GET /whoami`` is the example
+logins, and answering errors in EverShop's JSON envelope; it and ``POST /admin/logout`` are
+refused from another origin (``same_origin_required``). ``GET /whoami`` is the example
 of a host's own customer-only route: it needs only who is calling, so with
 ``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False`` an access token costs it no
 query. EverShop's storefront routes (``POST /customer/login``, ``GET|POST
@@ -65,6 +66,7 @@ from flask_evershop_customer import (
     customer_required,
     get_current_identity,
     password_reset_requested,
+    same_origin_required,
 )
 from flask_evershop_customer.errors import (
     APIError,
@@ -278,8 +280,10 @@ def _add_admin_login(app: Flask) -> None:
     app.register_error_handler(HTTPException, _admin_http_error)
 
 
+@same_origin_required
 def _admin_login() -> Response:
-    """``POST /admin/login`` with ``{"email", "password"}``: the admin cookie."""
+    """``POST /admin/login`` with ``{"email", "password"}``: the admin cookie. Refused from
+    another origin, as the storefront login is."""
     body = _json_object(current_app.config["EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH"])
     email, password = body.get("email"), body.get("password")
     # Recorded before the comparison, so that parallel guesses cannot all slip under
@@ -296,8 +300,10 @@ def _admin_login() -> Response:
     return customers.login_admin(_no_store_json({"data": {"admin": admin_email}}), admin_email)
 
 
+@same_origin_required
 def _admin_logout() -> Response:
-    """``POST /admin/logout``: ends the request's admin session and clears its cookie."""
+    """``POST /admin/logout``: ends the request's admin session and clears its cookie.
+    Refused from another origin: a form elsewhere must not log the admin out."""
     return customers.logout_admin(_no_store_json({"data": {}}))
 
 

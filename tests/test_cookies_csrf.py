@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from flask_evershop_customer import customer_required
+from flask_evershop_customer import customer_required, same_origin_required
 
 from .conftest import (
     PASSWORD,
@@ -35,6 +35,11 @@ FOREIGN_ORIGINS = [
     "http://localhost.evil.example",
     "http://evil.example/http://localhost",
 ]
+
+
+CROSS_SITE_REFUSED = {
+    "error": {"status": 403, "message": "Cross-site requests are not allowed here"}
+}
 
 
 def cookie_attributes(header: str) -> tuple[str, str, dict[str, str]]:
@@ -243,6 +248,30 @@ def test_the_admin_cookie_is_checked_too(app: Flask, api: Api) -> None:
     assert response.get_json()["data"]["status"] == 1
 
 
+def test_same_origin_required_guards_a_host_s_own_session_routes(app: Flask) -> None:
+    """The host's admin logout (or any view that sets or ends a browser's session) takes
+    the storefront login's rule: 403 from another origin, in the envelope, the view not
+    run; this origin and requests without browser headers pass."""
+    calls = []
+
+    @app.post("/admin/sign-out")
+    @same_origin_required
+    def sign_out() -> Response:
+        calls.append(1)
+        return customers.logout_admin(jsonify({"ok": True}))
+
+    client = app.test_client()
+    for origin in FOREIGN_ORIGINS:
+        response = client.post("/admin/sign-out", headers={"Origin": origin})
+        assert (response.status_code, response.get_json()) == (403, CROSS_SITE_REFUSED)
+        assert response.cache_control.no_store and "Set-Cookie" not in response.headers
+    refused = client.post("/admin/sign-out", headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403 and calls == []
+    for headers in SAME_ORIGIN_HEADERS:
+        assert client.post("/admin/sign-out", headers=headers).status_code == 200, headers
+    assert len(calls) == len(SAME_ORIGIN_HEADERS)
+
+
 def test_bearer_requests_need_no_origin_check(api: Api, client: FlaskClient) -> None:
     data = api.register("m@example.com")
     login = api.login("m@example.com")
@@ -310,9 +339,6 @@ def test_a_form_cannot_log_a_browser_in(api: Api, app: Flask) -> None:
             assert "Set-Cookie" not in response.headers
 
 
-CROSS_SITE_LOGIN = {"error": {"status": 403, "message": "Cross-site requests are not allowed here"}}
-
-
 @pytest.mark.parametrize(
     "headers",
     [
@@ -330,7 +356,7 @@ def test_another_origin_cannot_log_a_browser_in_with_json(
     api.register("victim@example.com")
     body = {"email": "victim@example.com", "password": PASSWORD}
     response = app.test_client().post("/api/customers/sessions", json=body, headers=headers)
-    assert (response.status_code, response.get_json()) == (403, CROSS_SITE_LOGIN)
+    assert (response.status_code, response.get_json()) == (403, CROSS_SITE_REFUSED)
     assert "Set-Cookie" not in response.headers
     assert table_contents(app)["evershop_customer_session"] == []
 

@@ -336,6 +336,41 @@ def test_admin_logout_ends_the_session_of_the_old_cookie(
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost:8080"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_another_origin_can_neither_log_the_admin_in_nor_out(
+    admin_app: Flask, admin_client: FlaskClient, headers: dict[str, str]
+) -> None:
+    """A form elsewhere posting to /admin/logout must not end the admin's session (nor a
+    page elsewhere open one): the library's cross-site rule, through
+    ``same_origin_required``."""
+    assert_envelope(
+        admin_client.post("/admin/login", json=ADMIN, headers=headers),
+        403,
+        "Cross-site requests are not allowed here",
+    )
+    assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
+    asid = admin_client.get_cookie("asid")
+    assert asid is not None
+    response = admin_client.post("/admin/logout", headers=headers)
+    assert_envelope(response, 403, "Cross-site requests are not allowed here")
+    assert admin_client.get_cookie("asid") == asid
+    listing = admin_app.test_client(use_cookies=False).get(
+        "/api/customers", headers={"Cookie": f"asid={asid.value}"}
+    )
+    assert listing.status_code == 200
+    same_origin = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    assert admin_client.post("/admin/logout", headers=same_origin).status_code == 200
+    assert admin_client.get_cookie("asid") is None
+
+
 def test_a_crash_in_the_admin_login_answers_json_and_other_paths_keep_flask_s_pages(
     admin_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
