@@ -251,6 +251,13 @@ def test_admin_login_refuses_a_body_that_is_not_json_with_415(
         (b'{"email": "boss@example.com"}', "Invalid email or password"),
         (b'{"email": ["boss@example.com"], "password": "x"}', "Invalid email or password"),
         (b'{"email": "boss@example.com", "password": 1}', "Invalid email or password"),
+        # Lone surrogates: strings to JSON, but not text (no UTF-8 encoding exists).
+        (b'{"email": "\\ud800", "password": "x"}', "Invalid email or password"),
+        (b'{"email": "boss@example.com", "password": "\\udfff"}', "Invalid email or password"),
+        (
+            b'{"email": "\\ud800boss@example.com", "password": "\\ud800"}',
+            "Invalid email or password",
+        ),
     ],
 )
 def test_admin_login_refuses_a_bad_body_with_400(
