@@ -340,3 +340,35 @@ def test_bounded_text_keeps_its_messages_and_returns_the_text() -> None:
         bounded_text("\u200b" * 3, "x", 2)
     with pytest.raises(ValidationError, match="^/x must not contain control characters$"):
         bounded_text("\u200b\n", "x", 2)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # Each one's Unicode upper case is a real code: IT, ES, FI, US-SC, ES-SS, IT-FI.
+        ({"country": "\u0131t", "province": None}, "/country must be an ISO 3166-1 alpha-2 code"),
+        ({"country": "e\u017f", "province": None}, "/country must be an ISO 3166-1 alpha-2 code"),
+        ({"country": "\ufb01", "province": None}, "/country must be an ISO 3166-1 alpha-2 code"),
+        ({"province": "US-\u017fC"}, "/province must be an ISO 3166-2 subdivision code of US"),
+        ({"province": "u\u017f-ca"}, "/province must be an ISO 3166-2 subdivision code of US"),
+        (
+            {"country": "ES", "province": "es-\u00df"},
+            "/province must be an ISO 3166-2 subdivision code of ES",
+        ),
+        (
+            {"country": "IT", "province": "IT-\ufb01"},
+            "/province must be an ISO 3166-2 subdivision code of IT",
+        ),
+    ],
+)
+def test_codes_are_matched_in_ascii_only(change: dict[str, Any], message: str) -> None:
+    """Unicode case mapping turns the dotless ``ı``, the long ``ſ``, ``ß`` and the ``ﬁ``
+    ligature into ASCII letters: a code must be ASCII as sent, in either case."""
+    with pytest.raises(ValidationError) as caught:
+        parse_address({**ADDRESS, **change})
+    assert caught.value.message == message
+
+
+def test_codes_in_lower_case_ascii_are_upper_cased() -> None:
+    fields = parse_address({**ADDRESS, "country": "es", "province": "es-ss"}).fields
+    assert (fields.country, fields.province) == ("ES", "ES-SS")
