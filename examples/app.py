@@ -8,7 +8,8 @@ host agrees on them), and the admin credentials are printed.
 
 ``POST /admin/login`` is the example of a host's own login: a body of at most
 ``EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH`` bytes, throttled by the library like customer
-logins, and answering errors in EverShop's JSON envelope. ``GET /whoami`` is the example
+logins, and answering errors in EverShop's JSON envelope; it and ``POST /admin/logout`` are
+refused from another origin (``same_origin_required``). ``GET /whoami`` is the example
 of a host's own customer-only route: it needs only who is calling, so with
 ``EVERSHOP_CUSTOMER_CHECK_SESSION_EACH_REQUEST = False`` an access token costs it no
 query. EverShop's storefront routes (``POST /customer/login``, ``GET|POST
@@ -65,6 +66,7 @@ from flask_evershop_customer import (
     customer_required,
     get_current_identity,
     password_reset_requested,
+    same_origin_required,
 )
 from flask_evershop_customer.errors import (
     APIError,
@@ -75,6 +77,7 @@ from flask_evershop_customer.errors import (
     error_response,
     from_http_exception,
 )
+from flask_evershop_customer.schemas import string_value
 
 db = SQLAlchemy()
 customers = EverShopCustomer(db=db)
@@ -278,15 +281,17 @@ def _add_admin_login(app: Flask) -> None:
     app.register_error_handler(HTTPException, _admin_http_error)
 
 
+@same_origin_required
 def _admin_login() -> Response:
-    """``POST /admin/login`` with ``{"email", "password"}``: the admin cookie."""
+    """``POST /admin/login`` with ``{"email", "password"}``: the admin cookie. Refused from
+    another origin, as the storefront login is."""
     body = _json_object(current_app.config["EXAMPLE_ADMIN_LOGIN_MAX_CONTENT_LENGTH"])
-    email, password = body.get("email"), body.get("password")
+    email, password = _text(body, "email"), _text(body, "password")
     # Recorded before the comparison, so that parallel guesses cannot all slip under
     # the limit; without an email it still counts against the client's address.
     attempt = customers.throttle.attempt(
         ADMIN_LOGIN_SCOPE,
-        key=email.lower() if isinstance(email, str) else None,
+        key=email.lower() if email is not None else None,
         client=request.remote_addr,
     )
     admin_email: str = current_app.config["EXAMPLE_ADMIN_EMAIL"]
@@ -296,8 +301,10 @@ def _admin_login() -> Response:
     return customers.login_admin(_no_store_json({"data": {"admin": admin_email}}), admin_email)
 
 
+@same_origin_required
 def _admin_logout() -> Response:
-    """``POST /admin/logout``: ends the request's admin session and clears its cookie."""
+    """``POST /admin/logout``: ends the request's admin session and clears its cookie.
+    Refused from another origin: a form elsewhere must not log the admin out."""
     return customers.logout_admin(_no_store_json({"data": {}}))
 
 
@@ -310,10 +317,21 @@ def _whoami() -> Response:
     return _no_store_json({"data": {"uuid": identity.customer_uuid, "sid": identity.sid}})
 
 
-def _is_admin(email: object, password: object, admin_email: str, admin_password: str) -> bool:
+def _text(body: dict[str, Any], name: str) -> str | None:
+    """The field ``name`` of ``body`` if it is text: a string of valid Unicode (JSON can
+    carry a lone surrogate, which no encoding has). Anything else is no credential."""
+    try:
+        return string_value(body.get(name), name)
+    except ValidationError:
+        return None
+
+
+def _is_admin(
+    email: str | None, password: str | None, admin_email: str, admin_password: str
+) -> bool:
     """Whether the credentials are the admin's, in constant time: both halves are always
     compared, so the answer's timing tells nothing about which one was wrong."""
-    if not isinstance(email, str) or not isinstance(password, str):
+    if email is None or password is None:
         return False
     email_matches = hmac.compare_digest(email.lower().encode(), admin_email.lower().encode())
     password_matches = hmac.compare_digest(password.encode(), admin_password.encode())

@@ -42,6 +42,7 @@ from .auth import (
     customer_required,
     get_current_customer,
     get_current_identity,
+    same_origin_required,
 )
 from .clock import Clock
 from .customers import Customers
@@ -114,4 +115,5 @@ __all__ = [
     "get_current_identity",
     "password_reset",
     "password_reset_requested",
+    "same_origin_required",
 ]

@@ -174,8 +174,16 @@ def _optional_line(value: Any, name: str) -> str | None:
     return bounded_text(text, name, ADDRESS_LINE_MAX_LENGTH) if text.strip() else None
 
 
+def _code(value: Any, name: str) -> str:
+    """A code as sent, upper-cased in ASCII only: Unicode's case mapping would make
+    ASCII letters of others (the dotless ``ı`` is ``I``, ``ſ`` is ``S``, ``ß`` is ``SS``),
+    so non-ASCII text is left as it is, and matches no code."""
+    text = string_value(value, name)
+    return text.upper() if text.isascii() else text
+
+
 def _country(value: Any) -> str:
-    code = string_value(value, "country").upper()
+    code = _code(value, "country")
     if code not in _countries():
         raise ValidationError("/country must be an ISO 3166-1 alpha-2 code")
     return code
@@ -188,7 +196,7 @@ def _province(value: Any, country: str) -> str | None:
         if subdivisions:
             raise ValidationError("Request data must have required property 'province'")
         return None
-    code = string_value(value, "province").upper()
+    code = _code(value, "province")
     if code not in subdivisions:
         raise ValidationError(f"/province must be an ISO 3166-2 subdivision code of {country}")
     return code

@@ -1,6 +1,6 @@
 """Who is calling: credentials from the request, the CSRF rule, and the helpers the host
-uses on its own routes (``admin_required``, ``customer_required``, ``current_customer``,
-``get_current_customer``).
+uses on its own routes (``admin_required``, ``customer_required``,
+``same_origin_required``, ``current_customer``, ``get_current_customer``).
 """
 
 from __future__ import annotations
@@ -260,15 +260,15 @@ def clear_token_cookie(response: Response) -> None:
     delete_credential_cookie(response, get_state().settings.token_cookie_name)
 
 
-def _guard(admin_only: bool) -> Callable[[F], F]:
+def _guard(check: Callable[[], object], doc: str) -> Callable[[F], F]:
+    """A decorator (documented by ``doc``) running ``check`` before the view: its
+    :class:`APIError` is the answer, in EverShop's envelope."""
+
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                actor = authenticate(admin_only=admin_only)
-                if not admin_only and not actor.is_customer:
-                    _denied("forbidden", actor, reason="customer only")
-                    raise Forbidden("Customer credentials are required")
+                check()
             except APIError as error:
                 return finish_response(error_response(error))
             # Flask's way to run a view that may be ``async def``.
@@ -276,13 +276,32 @@ def _guard(admin_only: bool) -> Callable[[F], F]:
 
         return cast(F, wrapper)
 
+    decorator.__doc__ = doc
     return decorator
 
 
-#: Decorate a host view that only an admin (the ``asid`` cookie) may call.
-admin_required = _guard(admin_only=True)
-#: Decorate a host view that needs a logged-in customer (bearer token or token cookie).
-customer_required = _guard(admin_only=False)
+def _require_customer() -> None:
+    actor = authenticate()
+    if not actor.is_customer:
+        _denied("forbidden", actor, reason="customer only")
+        raise Forbidden("Customer credentials are required")
+
+
+admin_required = _guard(
+    functools.partial(authenticate, admin_only=True),
+    "Decorate a host view that only an admin (the ``asid`` cookie) may call.",
+)
+customer_required = _guard(
+    _require_customer,
+    "Decorate a host view that needs a logged-in customer (bearer token or token cookie).",
+)
+same_origin_required = _guard(
+    refuse_cross_site,
+    """Decorate a host view that sets or ends a browser's session (your admin login and
+    logout around ``login_admin``/``logout_admin``): 403 in EverShop's envelope when
+    ``Origin`` (or, without it, ``Sec-Fetch-Site``) shows another origin, the rule of the
+    storefront login; requests without those headers (curl, servers) pass.""",
+)
 
 
 class AnonymousCustomer:

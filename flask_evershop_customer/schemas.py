@@ -240,13 +240,51 @@ def _full_name(body: dict[str, Any]) -> str:
     return bounded_text(name, "full_name", FULL_NAME_MAX_LENGTH)
 
 
+#: Controls (``Cc``), line and paragraph separators: no field is more than one line.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+#: Bidirectional controls: they reorder what is shown around them (``U+202E`` shows
+#: ``gpj.exe`` as ``exe.jpg``), so another name could be read than the one stored.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+#: Format characters (zero-width spaces and joiners, the soft hyphen, tags) and
+#: separators show nothing on their own.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs"})
+#: The rest of Unicode's Default_Ignorable_Code_Point (the Hangul fillers U+115F, U+1160,
+#: U+3164 and U+FFA0, the combining grapheme joiner, variation selectors, ...): shown as
+#: nothing too.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2065\u3164\ufe00-\ufe0f\uffa0"
+    "\ufff0-\ufff8\U000e0000-\U000e0fff]"
+)
+
+
+def _controls(char: str) -> bool:
+    return unicodedata.category(char) in _CONTROL_CATEGORIES or char in _BIDI_CONTROLS
+
+
+def _shows(char: str) -> bool:
+    return not (
+        char.isspace()
+        or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+        or _IGNORABLE.match(char)
+    )
+
+
 def bounded_text(text: str, name: str, limit: int) -> str:
-    """``text`` unless it is longer than ``limit`` characters or holds a control
-    character; :class:`ValidationError` naming the field ``name`` otherwise."""
+    """``text`` if it is a line a person can read; :class:`ValidationError` naming the
+    field ``name`` otherwise: when it is longer than ``limit`` characters, holds a
+    character that controls rather than shows (a control character, a line or paragraph
+    separator, a bidirectional control), or shows nothing at all (only whitespace,
+    format characters, Hangul fillers or other default-ignorable code points). Joiners
+    among visible characters are text: emoji sequences, Indic and Persian names need
+    them."""
     if len(text) > limit:
         raise ValidationError(f"/{name} must NOT have more than {limit} characters")
-    if any(unicodedata.category(char) == "Cc" for char in text):
+    if any(_controls(char) for char in text):
         raise ValidationError(f"/{name} must not contain control characters")
+    if not any(_shows(char) for char in text):
+        raise ValidationError(f"/{name} must contain visible characters")
     return text
 
 

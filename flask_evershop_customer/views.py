@@ -282,7 +282,8 @@ def _delete(actor: Actor, customer_id: str) -> Response:
 
 
 def create_session() -> Response:
-    """``POST /customers/sessions``: log in; the token comes in the body and a cookie."""
+    """``POST /customers/sessions``: log in; the token comes in the body and a cookie.
+    Refused from another origin, as the storefront login is (login CSRF)."""
     result = _login()
     response = _json({"data": {"token": result.token, "sid": result.sid}})
     _set_token_cookie(response, result.token)
@@ -310,7 +311,6 @@ def storefront_login() -> Response:
     """``POST /customer/login`` (a storefront route, outside the prefix): log in with the
     token cookie, answering ``{"data": {"sid"}}``. Refused from another origin: a page
     elsewhere must not log a browser into an account of its choosing."""
-    refuse_cross_site()
     result = _login()
     response = _json({"data": {"sid": result.sid}})
     _set_token_cookie(response, result.token)
@@ -333,6 +333,11 @@ def storefront_logout() -> Response:
 
 
 def _login(*, headless: bool = False) -> LoginResult:
+    """Log in with the request's credentials. A login whose answer sets the token cookie
+    (not ``headless``) is refused from another origin before anything is read: a page
+    elsewhere must not log a browser into an account of its choosing."""
+    if not headless:
+        refuse_cross_site()
     credentials = parse_credentials(_body())
     return get_state().sessions.login(
         credentials,
@@ -557,9 +562,7 @@ def create_blueprint(set_up: Callable[[BlueprintSetupState], None]) -> Blueprint
     # First in line: it may move the prefix before the rules below are added.
     blueprint.record(set_up)
     blueprint.record(_add_converter)
-    for path, endpoint, view, methods in ROUTES:
-        # merge_slashes: a doubled slash is a 404 here, not a redirect.
-        blueprint.add_url_rule(path, endpoint, view, methods=list(methods), merge_slashes=False)
+    _add_routes(blueprint, ROUTES)
     blueprint.before_app_request(_routing_error)
     _answer_in_envelopes(blueprint)
     return blueprint
@@ -570,10 +573,18 @@ def create_storefront_blueprint() -> Blueprint:
     /customer/logout``) at the app's root, registered by the extension when
     ``EVERSHOP_CUSTOMER_STOREFRONT_ROUTES`` is on."""
     blueprint = Blueprint(STOREFRONT_BLUEPRINT_NAME, __name__)
-    for path, endpoint, view, methods in STOREFRONT_ROUTES:
-        blueprint.add_url_rule(path, endpoint, view, methods=list(methods))
+    _add_routes(blueprint, STOREFRONT_ROUTES)
     _answer_in_envelopes(blueprint)
     return blueprint
+
+
+def _add_routes(blueprint: Blueprint, routes: Routes) -> None:
+    """Add ``routes`` without Werkzeug's merge-slashes redirect: its ``Location`` is built
+    from the ``Host`` header, which the client chooses (``GET /customer//logout`` with
+    ``Host: evil.example`` would send the browser there). A doubled slash is a 404
+    instead. No rule ends with a slash, so strict slashes never redirect either."""
+    for path, endpoint, view, methods in routes:
+        blueprint.add_url_rule(path, endpoint, view, methods=list(methods), merge_slashes=False)
 
 
 def _answer_in_envelopes(blueprint: Blueprint) -> None:

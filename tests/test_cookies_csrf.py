@@ -15,9 +15,17 @@ from flask import Flask, Response, jsonify
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from flask_evershop_customer import customer_required
+from flask_evershop_customer import customer_required, same_origin_required
 
-from .conftest import PASSWORD, Api, AppFactory, customers, database_free, state_of
+from .conftest import (
+    PASSWORD,
+    Api,
+    AppFactory,
+    customers,
+    database_free,
+    state_of,
+    table_contents,
+)
 
 FOREIGN_ORIGINS = [
     "https://evil.example",
@@ -27,6 +35,11 @@ FOREIGN_ORIGINS = [
     "http://localhost.evil.example",
     "http://evil.example/http://localhost",
 ]
+
+
+CROSS_SITE_REFUSED = {
+    "error": {"status": 403, "message": "Cross-site requests are not allowed here"}
+}
 
 
 def cookie_attributes(header: str) -> tuple[str, str, dict[str, str]]:
@@ -235,6 +248,30 @@ def test_the_admin_cookie_is_checked_too(app: Flask, api: Api) -> None:
     assert response.get_json()["data"]["status"] == 1
 
 
+def test_same_origin_required_guards_a_host_s_own_session_routes(app: Flask) -> None:
+    """The host's admin logout (or any view that sets or ends a browser's session) takes
+    the storefront login's rule: 403 from another origin, in the envelope, the view not
+    run; this origin and requests without browser headers pass."""
+    calls = []
+
+    @app.post("/admin/sign-out")
+    @same_origin_required
+    def sign_out() -> Response:
+        calls.append(1)
+        return customers.logout_admin(jsonify({"ok": True}))
+
+    client = app.test_client()
+    for origin in FOREIGN_ORIGINS:
+        response = client.post("/admin/sign-out", headers={"Origin": origin})
+        assert (response.status_code, response.get_json()) == (403, CROSS_SITE_REFUSED)
+        assert response.cache_control.no_store and "Set-Cookie" not in response.headers
+    refused = client.post("/admin/sign-out", headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403 and calls == []
+    for headers in SAME_ORIGIN_HEADERS:
+        assert client.post("/admin/sign-out", headers=headers).status_code == 200, headers
+    assert len(calls) == len(SAME_ORIGIN_HEADERS)
+
+
 def test_bearer_requests_need_no_origin_check(api: Api, client: FlaskClient) -> None:
     data = api.register("m@example.com")
     login = api.login("m@example.com")
@@ -286,21 +323,67 @@ def test_a_cookie_post_or_patch_with_a_non_json_body_is_refused(browser: Browser
 
 def test_a_form_cannot_log_a_browser_in(api: Api, app: Flask) -> None:
     """Login CSRF: a cross-site HTML form (or a CORS-safelisted fetch) can only send
-    form or text bodies, and login takes JSON only, so no cookie is planted."""
+    form or text bodies, and login takes JSON only, so no cookie is planted. With the
+    other origin's ``Origin`` (as browsers send it) the cross-site rule refuses it first."""
     api.register("victim@example.com")
     client = app.test_client()
     for content_type, body in [
         ("application/x-www-form-urlencoded", b"email=victim%40example.com&password=x"),
         ("text/plain", b'{"email": "victim@example.com", "password": "correct horse battery"}'),
     ]:
-        response = client.post(
-            "/api/customers/sessions",
-            data=body,
-            content_type=content_type,
-            headers={"Origin": "https://evil.example"},
-        )
-        assert response.status_code == 415
-        assert "Set-Cookie" not in response.headers
+        for headers, status in [({}, 415), ({"Origin": "https://evil.example"}, 403)]:
+            response = client.post(
+                "/api/customers/sessions", data=body, content_type=content_type, headers=headers
+            )
+            assert response.status_code == status
+            assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        *({"Origin": origin} for origin in FOREIGN_ORIGINS),
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+    ],
+)
+def test_another_origin_cannot_log_a_browser_in_with_json(
+    api: Api, app: Flask, headers: dict[str, str]
+) -> None:
+    """A page elsewhere that may send JSON (CORS lets the request through, whatever its
+    answer) must not plant the token cookie of an account of its choosing."""
+    api.register("victim@example.com")
+    body = {"email": "victim@example.com", "password": PASSWORD}
+    response = app.test_client().post("/api/customers/sessions", json=body, headers=headers)
+    assert (response.status_code, response.get_json()) == (403, CROSS_SITE_REFUSED)
+    assert "Set-Cookie" not in response.headers
+    assert table_contents(app)["evershop_customer_session"] == []
+
+
+def test_a_login_of_this_origin_or_without_browser_headers_works(api: Api, app: Flask) -> None:
+    api.register("c@example.com")
+    body = {"email": "c@example.com", "password": PASSWORD}
+    for headers in SAME_ORIGIN_HEADERS:
+        response = app.test_client().post("/api/customers/sessions", json=body, headers=headers)
+        assert response.status_code == 200, headers
+        assert response.headers["Set-Cookie"].startswith("token=")
+
+
+def test_a_headless_login_sets_no_cookie_and_works_from_another_origin(
+    api: Api, app: Flask
+) -> None:
+    """``POST /customer/tokens`` answers tokens only: no cookie to plant, so the
+    cross-site rule has nothing to guard (a client on another origin logs in here)."""
+    api.register("c@example.com")
+    response = app.test_client().post(
+        "/api/customer/tokens",
+        json={"email": "c@example.com", "password": PASSWORD},
+        headers={"Origin": "https://spa.example"},
+    )
+    assert response.status_code == 200
+    assert set(response.get_json()["data"]) == {"accessToken", "refreshToken"}
+    assert "Set-Cookie" not in response.headers
 
 
 def test_the_body_less_cookie_logout_of_the_docs_works(browser: Browser) -> None:

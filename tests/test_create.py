@@ -179,6 +179,18 @@ VALIDATION_CASES = [
         "/full_name must not contain control characters",
     ),
     (
+        {"email": "a@example.com", "password": PASSWORD, "full_name": "Ann\u202eevil"},
+        "/full_name must not contain control characters",
+    ),
+    (
+        {"email": "a@example.com", "password": PASSWORD, "full_name": "\u3164"},
+        "/full_name must contain visible characters",
+    ),
+    (
+        {"email": "a@example.com", "password": PASSWORD, "full_name": " \u200b "},
+        "/full_name must contain visible characters",
+    ),
+    (
         {"email": "a@example.com", "password": PASSWORD, "full_name": "N", "status": 2},
         "/status must be equal to one of the allowed values",
     ),

@@ -348,8 +348,9 @@ def admin_login_host(host: Host) -> None:
 
 def test_admin_login_logout_and_protected_routes(host: Host) -> None:
     """The chapter's admin block: a wrong password is 400, the right one sets the admin
-    cookie, which opens ``/admin/report`` (401 without it); logout ends the session so the
-    old cookie value stops working; a customer token opens ``/account``."""
+    cookie, which opens ``/admin/report`` (401 without it); a logout from another origin is
+    403 and ends nothing; logout ends the session so the old cookie value stops working; a
+    customer token opens ``/account``."""
     admin_login_host(host)
     app = host.app
     browser = app.test_client()
@@ -365,6 +366,9 @@ def test_admin_login_logout_and_protected_routes(host: Host) -> None:
     assert browser.get("/admin/report").get_json() == {"report": "..."}
     assert app.test_client().get("/admin/report").status_code == 401
 
+    elsewhere = {"Origin": "https://evil.example"}
+    assert browser.post("/admin/logout", headers=elsewhere).status_code == 403
+    assert browser.get("/admin/report").status_code == 200
     assert browser.post("/admin/logout").get_json() == {"ok": True}
     assert browser.get_cookie("asid") is None
     copied = app.test_client(use_cookies=False)

@@ -253,6 +253,13 @@ def test_admin_login_refuses_a_body_that_is_not_json_with_415(
         (b'{"email": "boss@example.com"}', "Invalid email or password"),
         (b'{"email": ["boss@example.com"], "password": "x"}', "Invalid email or password"),
         (b'{"email": "boss@example.com", "password": 1}', "Invalid email or password"),
+        # Lone surrogates: strings to JSON, but not text (no UTF-8 encoding exists).
+        (b'{"email": "\\ud800", "password": "x"}', "Invalid email or password"),
+        (b'{"email": "boss@example.com", "password": "\\udfff"}', "Invalid email or password"),
+        (
+            b'{"email": "\\ud800boss@example.com", "password": "\\ud800"}',
+            "Invalid email or password",
+        ),
     ],
 )
 def test_admin_login_refuses_a_bad_body_with_400(
@@ -336,6 +343,41 @@ def test_admin_logout_ends_the_session_of_the_old_cookie(
     assert admin_client.get_cookie("asid") is None
     response = api.patch(path, json={"status": 1}, headers=old_cookie)
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost:8080"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_another_origin_can_neither_log_the_admin_in_nor_out(
+    admin_app: Flask, admin_client: FlaskClient, headers: dict[str, str]
+) -> None:
+    """A form elsewhere posting to /admin/logout must not end the admin's session (nor a
+    page elsewhere open one): the library's cross-site rule, through
+    ``same_origin_required``."""
+    assert_envelope(
+        admin_client.post("/admin/login", json=ADMIN, headers=headers),
+        403,
+        "Cross-site requests are not allowed here",
+    )
+    assert admin_client.post("/admin/login", json=ADMIN).status_code == 200
+    asid = admin_client.get_cookie("asid")
+    assert asid is not None
+    response = admin_client.post("/admin/logout", headers=headers)
+    assert_envelope(response, 403, "Cross-site requests are not allowed here")
+    assert admin_client.get_cookie("asid") == asid
+    listing = admin_app.test_client(use_cookies=False).get(
+        "/api/customers", headers={"Cookie": f"asid={asid.value}"}
+    )
+    assert listing.status_code == 200
+    same_origin = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    assert admin_client.post("/admin/logout", headers=same_origin).status_code == 200
+    assert admin_client.get_cookie("asid") is None
 
 
 def test_a_crash_in_the_admin_login_answers_json_and_other_paths_keep_flask_s_pages(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, NoReturn
 
 import pytest
@@ -9,6 +10,8 @@ from flask import Flask, abort, got_request_exception
 from flask.json.provider import DefaultJSONProvider
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
+
+from flask_evershop_customer.views import BLUEPRINT_NAME, STOREFRONT_BLUEPRINT_NAME
 
 from .conftest import PASSWORD, AppFactory, database_free, state_of
 
@@ -277,6 +280,46 @@ def test_doubled_slashes_are_a_json_404_never_a_redirect(
     )
     assert envelope(response, 404) == "Not found"
     assert "Location" not in response.headers
+
+
+def slash_variants(path: str) -> list[str]:
+    """``path`` with one slash doubled (each in turn), and with a trailing slash or two:
+    every spelling Werkzeug could answer with a redirect to the "right" one."""
+    doubled = [path[:i] + "/" + path[i:] for i, char in enumerate(path) if char == "/"]
+    return [*doubled, path + "/", path + "//"]
+
+
+def owned_rules(app: Flask) -> list[tuple[str, list[str]]]:
+    """Every path the extension's blueprints own (a sample value in each placeholder),
+    with its methods."""
+    own = (BLUEPRINT_NAME + ".", STOREFRONT_BLUEPRINT_NAME + ".")
+    return [
+        (re.sub(r"<[^>]+>", "a" * 32, rule.rule), sorted(rule.methods or ()))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith(own)
+    ]
+
+
+@database_free
+def test_no_path_of_the_extension_redirects_to_a_forged_host(app_factory: AppFactory) -> None:
+    """Werkzeug's merge-slashes and strict-slashes redirects build an absolute URL from
+    ``Host``: ``GET /customer//logout`` with ``Host: evil.example`` must not send the
+    browser to evil.example (nor anywhere)."""
+    app = app_factory(EVERSHOP_CUSTOMER_STOREFRONT_ROUTES=True)
+    client = app.test_client()
+    rules = owned_rules(app)
+    assert {"/customer/login", "/customer/logout", "/api/customers"} <= {p for p, _ in rules}
+    for path, methods in rules:
+        for variant in slash_variants(path):
+            for method in methods:
+                response = client.open(
+                    "/",
+                    method=method,
+                    headers={"Host": "evil.example"},
+                    environ_overrides={"PATH_INFO": variant},
+                )
+                assert not 300 <= response.status_code < 400, (method, variant)
+                assert "Location" not in response.headers, (method, variant)
 
 
 @database_free

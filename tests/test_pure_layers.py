@@ -4,11 +4,13 @@ policies, the clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from flask_evershop_customer.address_schemas import parse_address
 from flask_evershop_customer.clock import Clock, utcnow
 from flask_evershop_customer.errors import Unauthorized, UnsupportedMediaType, ValidationError
 from flask_evershop_customer.passwords import (
@@ -19,6 +21,7 @@ from flask_evershop_customer.passwords import (
 )
 from flask_evershop_customer.schemas import (
     CustomerChanges,
+    bounded_text,
     canonical_email,
     parse_credentials,
     parse_customer_changes,
@@ -226,3 +229,146 @@ def test_the_clock_freezes_travels_and_resets() -> None:
     assert clock() == datetime(2030, 1, 1, 0, 1, 30)
     clock.reset()
     assert abs(clock() - utcnow()) < timedelta(seconds=5)
+
+
+# -- text a person can see ----------------------------------------------------------------
+
+ADDRESS = {
+    "full_name": "Alice Example",
+    "address_1": "1600 Amphitheatre Parkway",
+    "postcode": "94043",
+    "country": "US",
+    "province": "US-CA",
+}
+
+
+def address_with(name: str) -> Callable[[str], object]:
+    """A parser of ``ADDRESS`` with the field ``name`` set to the text it is given."""
+    return lambda text: parse_address({**ADDRESS, name: text})
+
+
+#: Every text field of a customer and of an address, with a parser that checks it alone.
+TEXT_FIELDS: dict[str, Callable[[str], object]] = {
+    "customer full_name": lambda text: parse_customer_changes({"full_name": text}),
+    "new customer full_name": lambda text: parse_new_customer(
+        {"email": "a@b.co", "password": "x", "full_name": text}
+    ),
+    **{
+        f"address {name}": address_with(name)
+        for name in ("full_name", "address_1", "address_2", "city", "postcode")
+    },
+}
+#: Text that shows nothing: zero-width characters, Hangul fillers, other default-ignorable
+#: code points, alone or with whitespace.
+INVISIBLE_ONLY = [
+    "\u200b",
+    "\u3164",
+    "\u115f",
+    "\u1160",
+    "\uffa0",
+    "\u200d",
+    "\u200c\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\u034f",
+    "\ufe0f",
+    "\U000e0041",
+    " \u200b ",
+    "\u3000\u3164",
+]
+#: Characters that control rather than show: controls, line and paragraph separators,
+#: bidirectional controls (``U+202E`` shows ``gpj.exe`` as ``exe.jpg``).
+CONTROLS = [
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\u061c",
+    "\u200e",
+    "\u200f",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+]
+#: Legitimate text with joiners among visible characters.
+VISIBLE = [
+    "\U0001f469\u200d\U0001f4bb Ann",  # woman technologist: a ZWJ emoji sequence
+    "\u0915\u094d\u200d\u0937",  # Devanagari half form through ZWJ
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, with a ZWNJ
+    "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # Scotland
+    "Zo\u00eb \u540d\u524d",
+]
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+@pytest.mark.parametrize("text", INVISIBLE_ONLY)
+def test_text_fields_must_show_something(field: str, text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        TEXT_FIELDS[field](text)
+    name = field.rpartition(" ")[2]
+    assert caught.value.message == f"/{name} must contain visible characters"
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+@pytest.mark.parametrize("control", CONTROLS)
+@pytest.mark.parametrize("where", ["a{}", "{}b", "a{}b"])
+def test_text_fields_hold_no_control_characters(field: str, control: str, where: str) -> None:
+    """Among visible characters (alone, a separator is blank: an address's optional
+    line is then null, a required one too short, as for a lone newline)."""
+    with pytest.raises(ValidationError) as caught:
+        TEXT_FIELDS[field](where.format(control))
+    name = field.rpartition(" ")[2]
+    assert caught.value.message == f"/{name} must not contain control characters"
+
+
+@pytest.mark.parametrize("field", [f for f in TEXT_FIELDS if not f.endswith("postcode")])
+@pytest.mark.parametrize("text", VISIBLE)
+def test_joiners_among_visible_characters_are_text(field: str, text: str) -> None:
+    TEXT_FIELDS[field](text)
+
+
+def test_bounded_text_keeps_its_messages_and_returns_the_text() -> None:
+    assert bounded_text("Ann\u200dB", "full_name", 10) == "Ann\u200dB"
+    with pytest.raises(ValidationError, match="^/x must NOT have more than 2 characters$"):
+        bounded_text("\u200b" * 3, "x", 2)
+    with pytest.raises(ValidationError, match="^/x must not contain control characters$"):
+        bounded_text("\u200b\n", "x", 2)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # Each one's Unicode upper case is a real code: IT, ES, FI, US-SC, ES-SS, IT-FI.
+        ({"country": "\u0131t", "province": None}, "/country must be an ISO 3166-1 alpha-2 code"),
+        ({"country": "e\u017f", "province": None}, "/country must be an ISO 3166-1 alpha-2 code"),
+        ({"country": "\ufb01", "province": None}, "/country must be an ISO 3166-1 alpha-2 code"),
+        ({"province": "US-\u017fC"}, "/province must be an ISO 3166-2 subdivision code of US"),
+        ({"province": "u\u017f-ca"}, "/province must be an ISO 3166-2 subdivision code of US"),
+        (
+            {"country": "ES", "province": "es-\u00df"},
+            "/province must be an ISO 3166-2 subdivision code of ES",
+        ),
+        (
+            {"country": "IT", "province": "IT-\ufb01"},
+            "/province must be an ISO 3166-2 subdivision code of IT",
+        ),
+    ],
+)
+def test_codes_are_matched_in_ascii_only(change: dict[str, Any], message: str) -> None:
+    """Unicode case mapping turns the dotless ``ı``, the long ``ſ``, ``ß`` and the ``ﬁ``
+    ligature into ASCII letters: a code must be ASCII as sent, in either case."""
+    with pytest.raises(ValidationError) as caught:
+        parse_address({**ADDRESS, **change})
+    assert caught.value.message == message
+
+
+def test_codes_in_lower_case_ascii_are_upper_cased() -> None:
+    fields = parse_address({**ADDRESS, "country": "es", "province": "es-ss"}).fields
+    assert (fields.country, fields.province) == ("ES", "ES-SS")
