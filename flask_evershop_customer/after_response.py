@@ -34,10 +34,17 @@ def run_after_response(response: Response, job: Callable[[], None]) -> None:
             with _lock:
                 _running.discard(threading.current_thread())
 
+    started = threading.Event()
+
     def start() -> None:
-        # Not a daemon: a worker shutting down gracefully finishes it first.
-        thread = threading.Thread(target=run, name="evershop-customer-after-response")
+        # Once only: Werkzeug runs the close callbacks again at each ``close()`` (a test
+        # client's ``with`` block closes a response that was closed already).
         with _lock:
+            if started.is_set():
+                return
+            started.set()
+            # Not a daemon: a worker shutting down gracefully finishes it first.
+            thread = threading.Thread(target=run, name="evershop-customer-after-response")
             _running.add(thread)
         thread.start()
 

@@ -251,6 +251,7 @@ def app_factory(database: Database) -> Iterator[AppFactory]:
         return app
 
     yield factory
+    wait_for_work_after_responses()  # nothing of this test may write into the next one
     if made:
         clear_tables(made[0])
     for app in made:

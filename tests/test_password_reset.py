@@ -453,3 +453,15 @@ def test_the_limit_says_what_was_limited(app_factory: AppFactory) -> None:
     assert refused.get_json() == {
         "error": {"status": 429, "message": "Too many password reset requests, try again later"}
     }
+
+
+def test_a_response_closed_twice_issues_one_token(
+    app: Flask, client: FlaskClient, alice: dict[str, Any]
+) -> None:
+    """Werkzeug runs the close callbacks at every ``close()``: the work still runs once."""
+    with mailbox(app) as sent:
+        with ask(client, "alice@example.com") as response:  # closed here and by the client
+            response.close()
+        wait_for_work_after_responses()
+    assert len(sent) == 1
+    assert len(table_contents(app)["evershop_customer_reset_token"]) == 1
