@@ -75,8 +75,8 @@ class PasswordResets(CustomerTables):
         """Issue a token for the active customer with this email, if there is one, and
         send it to ``password_reset_requested``; older tokens of theirs are used up.
 
-        An email without an account gets a write of the same size (its attempt rows
-        written again), so that the request after this one, on this worker or this
+        An email without an account gets the same statements (older tokens of nobody
+        used up, and a write of the same size: its attempt rows written again), so that the request after this one, on this worker or this
         SQLite file, cannot tell the two apart either.
         """
         settings = self._settings
@@ -97,6 +97,9 @@ class PasswordResets(CustomerTables):
                 .with_for_update()
             ).one_or_none()
             if row is None:
+                # The statements of an issue: older tokens used up (of nobody: no
+                # customer has id 0), then one row written.
+                self._use_up_reset_tokens(0, now)
                 self._uow.session.execute(
                     sa.update(failures)
                     .where(failures.c.id.in_(attempt_ids))
