@@ -76,8 +76,9 @@ class PasswordResets(CustomerTables):
         send it to ``password_reset_requested``; older tokens of theirs are used up.
 
         An email without an account gets the same statements (older tokens of nobody
-        used up, and a write of the same size: its attempt rows written again), so that the request after this one, on this worker or this
-        SQLite file, cannot tell the two apart either.
+        used up, and a write of the same size: its attempt rows written again), so that
+        the request after this one, on this worker or this SQLite file, cannot tell the
+        two apart either.
         """
         settings = self._settings
         customers, tokens = self._customers, self._tokens
